@@ -1,0 +1,265 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, homelab.ai contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: image_build
+short_description: Build a Docker image only when its inputs changed, and prove the tag moved
+version_added: "0.1.0"
+description:
+  - Builds a local Docker image from a Dockerfile with the Docker SDK (no registry needed).
+  - An inputs hash over the Dockerfile, every build-context file that C(.dockerignore) lets through
+    (content and executable bit, not mtime), I(build_args), I(target), I(labels) and the image IDs of
+    the base images named by C(FROM) lines (global C(ARG)s substituted) and C(COPY --from) is kept as
+    label C(homelab.ai.inputs-hash) on the image. Unchanged inputs build nothing (C(changed=false));
+    changed inputs, a missing image or I(force) build.
+  - The build runs under the candidate tag C(<repo>:<tag>-candidate). After the build the module
+    verifies that the candidate tag resolves to the image this build produced and that the image was
+    created during this run, so a build that silently does nothing (the C(docker compose build)
+    without C(build:) lesson) fails the task instead of leaving a stale image.
+  - If I(check_command) is set it runs in a throwaway container of the candidate image; only when it
+    exits 0 does the real tag move. A failing check leaves the previous image under the real tag and
+    removes the candidate tag; the error carries the candidate image ID and the check output.
+  - The build output streams line by line to I(log_path) while the build runs, so C(tail -f) on that
+    file shows the progress of a long build. On failure the message names the failing step and shows
+    the last 30 lines of the log.
+author:
+  - homelab.ai contributors
+requirements:
+  - docker (Python Docker SDK) >= 7.0
+  - A reachable Docker daemon (Engine API >= 1.41)
+attributes:
+  check_mode:
+    support: full
+    description: Computes the inputs hash and reports whether a build would happen; builds and tags nothing.
+  diff_mode:
+    support: full
+    description: Returns the inputs hash and image ID before and after.
+  platform:
+    support: full
+    platforms: posix
+    description: Runs where the Docker daemon socket (or I(docker_host)) is reachable.
+options:
+  name:
+    description:
+      - Image reference C(repo:tag) to build. Without a tag C(latest) is used.
+    type: str
+    required: true
+  path:
+    description:
+      - Build context directory on the managed host.
+    type: path
+    required: true
+  dockerfile:
+    description:
+      - Dockerfile path relative to I(path) (an absolute path must lie inside I(path)).
+    type: str
+    default: Dockerfile
+  build_args:
+    description:
+      - Build-time variables (C(--build-arg)). They are part of the inputs hash.
+    type: dict
+    default: {}
+  labels:
+    description:
+      - Labels to set on the image. They are part of the inputs hash.
+    type: dict
+    default: {}
+  force:
+    description:
+      - Build even if the inputs hash is unchanged, without the layer cache.
+    type: bool
+    default: false
+  check_command:
+    description:
+      - Command run in a throwaway container of the freshly built image before the tag moves, for
+        example C(["python3", "-c", "import diffusers, transformers"]). A list is run without a shell,
+        a string by the image's default shell handling. Non-zero exit fails the task and keeps the
+        previous image under I(name).
+    type: raw
+  check_timeout:
+    description:
+      - Seconds I(check_command) may run before it is killed and counted as failed.
+    type: int
+    default: 300
+  log_path:
+    description:
+      - File the build log is streamed to (overwritten per build). Follow it with C(tail -f) during
+        long builds. Defaults to C(<tmpdir>/homelab-image-build/<name>.log).
+    type: path
+  pull:
+    description:
+      - Pull newer base images during the build. Off by default because there is no registry in the
+        homelab; base images must already exist locally (the task fails early naming the missing one).
+    type: bool
+    default: false
+  target:
+    description:
+      - Multi-stage build target stage. Part of the inputs hash.
+    type: str
+  network_mode:
+    description:
+      - Network mode for C(RUN) steps during the build (for example C(host)).
+    type: str
+  timeout:
+    description:
+      - Seconds the Docker API may stay silent before a request fails. During a build this is the
+        longest time one step may print nothing.
+    type: int
+    default: 3600
+  docker_host:
+    description:
+      - Docker daemon address, for example C(unix:///var/run/docker.sock) or C(tcp://127.0.0.1:2375).
+      - Falls back to the environment variable C(DOCKER_HOST), then C(unix:///var/run/docker.sock).
+    type: str
+notes:
+  - The previous image is not deleted when the tag moves (running containers may still use it);
+    prune dangling images separately.
+  - Context file mtimes are not part of the hash; content, names, symlink targets and the
+    executable bit are.
+seealso:
+  - module: homelab.ai.container_rollout
+"""
+
+EXAMPLES = r"""
+- name: Build the image server image, verified by importing its ML stack
+  homelab.ai.image_build:
+    name: "{{ image_server_image }}"
+    path: /opt/homelab/image-server
+    build_args:
+      BASE_IMAGE: "{{ homelab_base_image }}"
+    check_command: ["python3", "-c", "import diffusers, transformers"]
+    log_path: /var/log/homelab/image-server-build.log
+  register: image_server_build
+
+- name: Rebuild the dashboard from scratch
+  homelab.ai.image_build:
+    name: homelab/dashboard:latest
+    path: /opt/homelab/dashboard
+    force: true
+"""
+
+RETURN = r"""
+name:
+  description: The normalised C(repo:tag) that was checked or built.
+  returned: always
+  type: str
+  sample: homelab/image-server:latest
+inputs_hash:
+  description: sha256 inputs hash of this run, stored as label C(homelab.ai.inputs-hash).
+  returned: always
+  type: str
+  sample: sha256:5f2c...
+previous_inputs_hash:
+  description: Inputs hash label of the image that I(name) pointed to before, null if none.
+  returned: always
+  type: str
+image_id:
+  description: ID of the image I(name) points to after the task (null in check mode when a build would happen).
+  returned: always
+  type: str
+  sample: sha256:9a1e...
+previous_image_id:
+  description: ID I(name) pointed to before the task, null if it did not exist.
+  returned: always
+  type: str
+built:
+  description: Whether an image was built in this run.
+  returned: always
+  type: bool
+log_path:
+  description: File holding the build log of this run (or of the last build when nothing was built).
+  returned: always
+  type: str
+check:
+  description: Result of I(check_command), null when none ran.
+  returned: always
+  type: dict
+  contains:
+    rc:
+      description: Exit code of the check container (null if it timed out).
+      type: int
+    output:
+      description: Its combined stdout and stderr (last 200 lines).
+      type: str
+base_images:
+  description: Base image references from the Dockerfile mapped to their local image IDs (C(missing) if absent).
+  returned: always
+  type: dict
+  sample: {"homelab/debian:bookworm": "sha256:d23b..."}
+context_files:
+  description: Number of files and links in the build context after C(.dockerignore).
+  returned: always
+  type: int
+created:
+  description: Created timestamp of the new image.
+  returned: when built
+  type: str
+build_seconds:
+  description: Wall time of the build and check.
+  returned: when built
+  type: float
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
+    DOCKER_IMPORT_ERROR,
+    HAS_DOCKER,
+    HomelabDockerError,
+)
+from ansible_collections.homelab.ai.plugins.module_utils.image_build import run_image_build
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            path=dict(type="path", required=True),
+            dockerfile=dict(type="str", default="Dockerfile"),
+            build_args=dict(type="dict", default={}),
+            labels=dict(type="dict", default={}),
+            force=dict(type="bool", default=False),
+            check_command=dict(type="raw"),
+            check_timeout=dict(type="int", default=300),
+            log_path=dict(type="path"),
+            pull=dict(type="bool", default=False),
+            target=dict(type="str"),
+            network_mode=dict(type="str"),
+            timeout=dict(type="int", default=3600),
+            docker_host=dict(type="str", fallback=(env_fallback, ["DOCKER_HOST"])),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    cc = module.params["check_command"]
+    if cc is not None and not isinstance(cc, (list, str)):
+        module.fail_json(msg="check_command must be a list of strings or a string, got %s" % type(cc).__name__)
+    if isinstance(cc, list):
+        module.params["check_command"] = [str(x) for x in cc]
+    try:
+        result = run_image_build(module.params, check_mode=module.check_mode)
+    except HomelabDockerError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    except Exception as exc:  # an unexpected Docker API error: say where it happened
+        module.fail_json(msg="Docker API error while building %s from %s: %s" % (
+            module.params["name"], module.params["path"], getattr(exc, "explanation", None) or exc),
+            exception=traceback.format_exc())
+    if not module._diff:
+        result.pop("diff", None)
+    warnings = result.pop("warnings", [])
+    for w in warnings:
+        module.warn(w)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
