@@ -50,6 +50,19 @@ PY
   stamp_set collections "$want"
 }
 
+ansible_test_offline() {
+  # ansible-test bootstraps pip in its venvs from a script on an unreachable host: give it a
+  # cached stand-in that installs pip from a wheel fetched through the package index.
+  local pip_version; pip_version="$("$VENV/bin/python" -c 'from ansible_test._internal.python_requirements import get_venv_packages; print(get_venv_packages(type("P", (), {"version": "3.11"})())["pip"])' 2>/dev/null || echo 24.2)"
+  local cache="$HOME/.ansible/test/cache" name; name="get_pip_${pip_version//./_}.py"
+  if [ -f "$cache/$name" ] && ls "$cache"/pip-"$pip_version"-py3-none-any.whl >/dev/null 2>&1 \
+     && cmp -s "$REPO_ROOT/scripts/lib/get_pip_offline.py" "$cache/$name"; then return 0; fi
+  log "preparing ansible-test's offline pip bootstrap (pip $pip_version)"
+  mkdir -p "$cache"
+  "$VENV/bin/pip" download -q --no-deps --disable-pip-version-check -d "$cache" "pip==$pip_version"
+  cp "$REPO_ROOT/scripts/lib/get_pip_offline.py" "$cache/$name"
+}
+
 docker_daemon() {
   if docker info >/dev/null 2>&1; then return 0; fi
   command -v dockerd >/dev/null || die "no dockerd found; install docker.io"
@@ -78,6 +91,7 @@ base_image() {
 system_packages
 python_toolchain
 community_collections
+ansible_test_offline
 docker_daemon
 base_image
 log "setup complete"

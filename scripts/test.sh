@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: setup (idempotent), then every stage below.
+# Every stage runs even after a failure so one run shows everything broken; the exit code is
+# non-zero if any stage failed. Usage: scripts/test.sh [stage ...]  (default: all stages)
+source "$(dirname "$0")/lib/common.sh"
+bash "$REPO_ROOT/scripts/setup.sh"
+cd "$REPO_ROOT"
+
+OUT_DIR="$REPO_ROOT/out/test"; mkdir -p "$OUT_DIR"
+ALL_STAGES=(lint sanity units pytest molecule pytest-vllm)
+STAGES=("${@:-${ALL_STAGES[@]}}")
+passed=(); failed=()
+
+run_stage() {
+  local name="$1"; shift
+  log "stage $name: $*"
+  local start=$SECONDS
+  if "$@"; then passed+=("$name"); log "stage $name passed in $((SECONDS - start)) s"
+  else failed+=("$name"); log "stage $name FAILED after $((SECONDS - start)) s"; fi
+}
+
+# pytest exits 5 when it collected nothing: that is a failure here, never a pass.
+pytest_strict() { pytest "$@"; local rc=$?; [ $rc -eq 5 ] && echo "pytest collected no tests: $*" >&2; return $rc; }
+
+stage_lint() { ansible-lint; }
+stage_sanity() { bash scripts/ansible-test.sh sanity; }
+stage_units() { bash scripts/ansible-test.sh units; }
+stage_pytest() { pytest_strict -m "not needs_vllm_image" --junitxml="$OUT_DIR/pytest.xml"; }
+stage_pytest_vllm() { pytest_strict -m needs_vllm_image --junitxml="$OUT_DIR/pytest-vllm.xml"; }
+stage_molecule() {
+  local rc=0 s
+  for s in molecule/*/molecule.yml; do
+    s="$(basename "$(dirname "$s")")"
+    log "molecule scenario $s"
+    molecule test -s "$s" || { rc=1; echo "molecule scenario $s failed" >&2; }
+  done
+  return $rc
+}
+
+for stage in "${STAGES[@]}"; do
+  case "$stage" in
+    lint|sanity|units|pytest|molecule) run_stage "$stage" "stage_$stage" ;;
+    pytest-vllm) run_stage "$stage" stage_pytest_vllm ;;
+    *) die "unknown stage '$stage' (stages: ${ALL_STAGES[*]})" ;;
+  esac
+done
+
+log "passed stages: ${passed[*]:-none}"
+[ ${#failed[@]} -eq 0 ] || { log "FAILED stages: ${failed[*]}"; exit 1; }

@@ -1,0 +1,54 @@
+"""Repository conventions a reviewer would otherwise check by hand."""
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+ROLES = sorted(p for p in (REPO_ROOT / "roles").iterdir() if p.is_dir())
+
+
+def _yaml(path):
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def test_there_are_roles():
+    assert ROLES, "no roles found under roles/"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_role_has_docs_meta_and_specs(role):
+    for rel in ("README.md", "meta/main.yml", "meta/argument_specs.yml", "tasks/main.yml"):
+        assert (role / rel).is_file(), f"{role.name}: missing {rel}"
+    assert "main" in _yaml(role / "meta/argument_specs.yml")["argument_specs"]
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_defaults_prefixed_and_specified(role):
+    defaults_file = role / "defaults/main.yml"
+    defaults = _yaml(defaults_file) if defaults_file.exists() else {}
+    options = _yaml(role / "meta/argument_specs.yml")["argument_specs"]["main"].get("options", {}) or {}
+    for name in defaults:
+        assert name.startswith(role.name + "_"), f"{role.name}: default '{name}' is not prefixed '{role.name}_'"
+        assert name in options, f"{role.name}: default '{name}' has no entry in meta/argument_specs.yml"
+        assert options[name].get("description"), f"{role.name}: '{name}' has no description in the argument spec"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_role_readme_mentions_every_option(role):
+    readme = (role / "README.md").read_text()
+    options = _yaml(role / "meta/argument_specs.yml")["argument_specs"]["main"].get("options", {}) or {}
+    missing = [name for name in options if name not in readme]
+    assert not missing, f"{role.name}/README.md does not document: {missing}"
+
+
+def test_readme_test_command_is_what_ci_runs():
+    readme = (REPO_ROOT / "README.md").read_text()
+    ci = (REPO_ROOT / ".ci/run").read_text()
+    blocks = re.findall(r"```(?:sh|bash|console)?\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 2, "README must open with the deploy and the test command"
+    test_cmd = blocks[1].strip().splitlines()[-1]
+    assert "scripts/test.sh" in test_cmd and "scripts/test.sh" in ci
+    assert "scripts/deploy.sh" in blocks[0]
