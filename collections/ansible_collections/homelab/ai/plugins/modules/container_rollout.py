@@ -1,0 +1,412 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, homelab.ai contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: container_rollout
+short_description: Replace a Docker container behind a health gate, rolling back on failure
+version_added: "0.1.0"
+description:
+  - Runs a long-lived container from a local image and replaces it only when the image ID
+    (resolved from I(image)) or the container configuration changed. The desired configuration is
+    hashed into label C(homelab.ai.config-hash) (secrets into a salted C(homelab.ai.secret-hash)), so
+    a second run with the same inputs changes nothing.
+  - "A replacement goes: rename the old container to C(<name>-previous), stop it (this frees its
+    published host ports), create and start the new one under I(name), then wait until it is running,
+    its Docker healthcheck (if any) reports healthy and I(health_url) (if set) answers 2xx, within
+    I(health_timeout); then it must stay up without restarting for I(stable_seconds)."
+  - A restart loop (state C(restarting), a rising RestartCount), an early exit or an C(unhealthy)
+    healthcheck fails the gate at once instead of waiting out I(health_timeout).
+  - On failure (and I(rollback=true)) the new container is removed, the previous one is renamed
+    back and started, its health is awaited again, and the task fails with the cause, the exit code,
+    the healthcheck log, the last 40 log lines of the failed container and whether the previous
+    deployment was restored. On success the previous container is removed.
+  - Named volumes and bind mounts are never removed, not even with I(state=absent); anonymous
+    volumes only with I(remove_anonymous_volumes).
+  - Ansible modules cannot stream output; set I(progress_path) and C(tail -f) it to follow a long
+    health wait.
+  - There is deliberately no C(privileged) option; grant single capabilities with I(cap_add) or GPUs
+    with I(device_requests).
+author:
+  - homelab.ai contributors
+requirements:
+  - docker (Python Docker SDK) >= 7.0
+  - A reachable Docker daemon (Engine API >= 1.41)
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would change (C(actions), C(diff)); creates, stops and removes nothing.
+  diff_mode:
+    support: full
+    description: Shows image ID and configuration before and after; secret values are masked.
+  platform:
+    support: full
+    platforms: posix
+    description: Runs where the Docker daemon socket (or I(docker_host)) is reachable.
+options:
+  name:
+    description: Container name.
+    type: str
+    required: true
+  image:
+    description:
+      - Image reference (C(repo:tag) or ID) that must exist locally unless I(pull=true). Its ID is
+        resolved on every run, so a rebuilt tag triggers a rollout.
+    type: str
+    required: true
+  pull:
+    description: Pull I(image) when it is not present locally. Off by default (no registry in the homelab).
+    type: bool
+    default: false
+  command:
+    description: Command (argument list) overriding the image's CMD.
+    type: list
+    elements: str
+  entrypoint:
+    description: Entrypoint (argument list) overriding the image's ENTRYPOINT.
+    type: list
+    elements: str
+  env:
+    description: Environment variables. Values are shown in the diff and stored in a label.
+    type: dict
+    default: {}
+  secret_env:
+    description:
+      - Secret environment variables merged into I(env) in the container. Their values are never
+        returned, logged or shown in the diff; changes are detected by a salted hash label.
+    type: dict
+    default: {}
+  ports:
+    description:
+      - Published ports as C([ip:]host_port:container_port[/proto]), for example C(127.0.0.1:8000:8000)
+        or C(8080:80).
+    type: list
+    elements: str
+    default: []
+  volumes:
+    description:
+      - Mounts as C(volume_name:/path[:ro]) or C(/host/path:/path[:ro]). Named volumes are created by
+        Docker when missing and never removed by this module.
+    type: list
+    elements: str
+    default: []
+  networks:
+    description:
+      - Networks to attach, the first as the primary one. A missing user-defined network is created
+        as a bridge network.
+    type: list
+    elements: str
+    default: []
+  network_aliases:
+    description: DNS aliases of the container on each of I(networks).
+    type: list
+    elements: str
+    default: []
+  device_requests:
+    description:
+      - "Device requests, for GPUs for example C([{driver: nvidia, count: -1, capabilities: [gpu]}])."
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      driver:
+        description: Device driver, for example C(nvidia).
+        type: str
+      count:
+        description: Number of devices, C(-1) for all.
+        type: int
+      device_ids:
+        description: Device IDs (exclusive with I(count)).
+        type: list
+        elements: str
+      capabilities:
+        description: Capabilities, a list of strings (one set) or of lists (alternatives).
+        type: list
+        elements: raw
+      options:
+        description: Driver-specific options.
+        type: dict
+  restart_policy:
+    description: C(no), C(always), C(unless-stopped) or C(on-failure[:N]).
+    type: str
+    default: unless-stopped
+  healthcheck:
+    description:
+      - Docker healthcheck. I(test) is a command list (run without a shell) or a shell string;
+        C(NONE) disables the image's healthcheck.
+      - Durations are seconds or strings like C(30s), C(1m30s).
+    type: dict
+    suboptions:
+      test:
+        description: Check command.
+        type: raw
+        required: true
+      interval:
+        description: Time between checks.
+        type: raw
+      timeout:
+        description: Time one check may take.
+        type: raw
+      retries:
+        description: Consecutive failures before C(unhealthy).
+        type: int
+      start_period:
+        description: Grace period during which failures do not count.
+        type: raw
+  health_url:
+    description: URL probed with HTTP GET from the Docker host during the gate; must answer 2xx.
+    type: str
+  health_headers:
+    description: HTTP headers for I(health_url) (for example an API key). Never logged.
+    type: dict
+    default: {}
+  health_timeout:
+    description: Seconds the new container has to become healthy.
+    type: int
+    default: 120
+  stable_seconds:
+    description: Seconds the container must then stay running without a restart.
+    type: int
+    default: 5
+  stop_timeout:
+    description: Seconds to wait for the old container to stop before it is killed.
+    type: int
+    default: 10
+  labels:
+    description: Labels to set on the container.
+    type: dict
+    default: {}
+  user:
+    description: User (name or UID[:GID]) the process runs as.
+    type: str
+  cap_add:
+    description: Kernel capabilities to add.
+    type: list
+    elements: str
+    default: []
+  cap_drop:
+    description: Kernel capabilities to drop (C(ALL) for all).
+    type: list
+    elements: str
+    default: []
+  security_opt:
+    description: Security options, for example C(no-new-privileges:true).
+    type: list
+    elements: str
+    default: []
+  read_only:
+    description: Mount the root filesystem read-only.
+    type: bool
+    default: false
+  tmpfs:
+    description: tmpfs mounts as C(/path[:options]).
+    type: list
+    elements: str
+    default: []
+  shm_size:
+    description: Size of /dev/shm, for example C(1g) (vLLM wants a large one).
+    type: str
+  ipc_mode:
+    description: IPC mode, for example C(host).
+    type: str
+  working_dir:
+    description: Working directory inside the container.
+    type: str
+  state:
+    description: C(started) rolls out; C(absent) removes the container (volumes are kept).
+    type: str
+    choices: [started, absent]
+    default: started
+  rollback:
+    description:
+      - Restore the previous container when the new one fails the gate. With C(false) the failed
+        container stays for debugging and the previous one stays stopped as C(<name>-previous).
+    type: bool
+    default: true
+  remove_anonymous_volumes:
+    description: Also remove anonymous volumes of containers this module removes. Named volumes never.
+    type: bool
+    default: false
+  progress_path:
+    description: File that receives timestamped progress lines (follow it with C(tail -f)).
+    type: path
+  docker_host:
+    description:
+      - Docker daemon address, for example C(unix:///var/run/docker.sock).
+      - Falls back to the environment variable C(DOCKER_HOST), then C(unix:///var/run/docker.sock).
+    type: str
+seealso:
+  - module: homelab.ai.image_build
+"""
+
+EXAMPLES = r"""
+- name: Roll out the image server behind its health endpoint
+  homelab.ai.container_rollout:
+    name: image-server
+    image: "{{ image_server_image }}"
+    ports: ["127.0.0.1:7860:7860"]
+    volumes: ["image-server-cache:/root/.cache"]
+    networks: [homelab]
+    network_aliases: [image-server]
+    device_requests:
+      - driver: nvidia
+        count: -1
+        capabilities: [gpu]
+    secret_env:
+      HF_TOKEN: "{{ vault_hf_token }}"
+    health_url: http://127.0.0.1:7860/health
+    health_timeout: 300
+    progress_path: /var/log/homelab/image-server-rollout.log
+
+- name: Remove the dashboard container (its volumes stay)
+  homelab.ai.container_rollout:
+    name: gaming-dashboard
+    image: homelab/dashboard:latest
+    state: absent
+"""
+
+RETURN = r"""
+container:
+  description: The container under I(name) after the task (null if none).
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: Container ID.
+      type: str
+    name:
+      description: Container name.
+      type: str
+    image_id:
+      description: ID of the image it runs.
+      type: str
+    status:
+      description: Docker state, for example C(running).
+      type: str
+    health:
+      description: Docker health status, null without a healthcheck.
+      type: str
+    restart_count:
+      description: Docker's RestartCount.
+      type: int
+rolled_back:
+  description: Whether a failed rollout restored the previous container (also returned on failure).
+  returned: always
+  type: bool
+previous_image_id:
+  description: Image ID of the container that existed before the task, null if none.
+  returned: always
+  type: str
+image_id:
+  description: Image ID resolved from I(image).
+  returned: when state is started
+  type: str
+config_hash:
+  description: Hash of the desired configuration (label C(homelab.ai.config-hash)).
+  returned: when state is started
+  type: str
+changed_keys:
+  description: Configuration keys (and C(image_id), C(secret_env)) that differ from the running container.
+  returned: when state is started
+  type: list
+  elements: str
+actions:
+  description: What was done (or, in check mode, would be done), in order.
+  returned: always
+  type: list
+  elements: str
+failed_container:
+  description: Evidence about the failed new container (cause, exit_code, restart_count, health_log, logs).
+  returned: on failure of the health gate
+  type: dict
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
+    DOCKER_IMPORT_ERROR,
+    HAS_DOCKER,
+    HomelabDockerError,
+)
+from ansible_collections.homelab.ai.plugins.module_utils.container_rollout import run_container_rollout
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            image=dict(type="str", required=True),
+            pull=dict(type="bool", default=False),
+            command=dict(type="list", elements="str"),
+            entrypoint=dict(type="list", elements="str"),
+            env=dict(type="dict", default={}),
+            secret_env=dict(type="dict", default={}, no_log=True),
+            ports=dict(type="list", elements="str", default=[]),
+            volumes=dict(type="list", elements="str", default=[]),
+            networks=dict(type="list", elements="str", default=[]),
+            network_aliases=dict(type="list", elements="str", default=[]),
+            device_requests=dict(type="list", elements="dict", default=[], options=dict(
+                driver=dict(type="str"),
+                count=dict(type="int"),
+                device_ids=dict(type="list", elements="str"),
+                capabilities=dict(type="list", elements="raw"),
+                options=dict(type="dict"),
+            )),
+            restart_policy=dict(type="str", default="unless-stopped"),
+            healthcheck=dict(type="dict", options=dict(
+                test=dict(type="raw", required=True),
+                interval=dict(type="raw"),
+                timeout=dict(type="raw"),
+                retries=dict(type="int"),
+                start_period=dict(type="raw"),
+            )),
+            health_url=dict(type="str"),
+            health_headers=dict(type="dict", default={}, no_log=True),
+            health_timeout=dict(type="int", default=120),
+            stable_seconds=dict(type="int", default=5),
+            stop_timeout=dict(type="int", default=10),
+            labels=dict(type="dict", default={}),
+            user=dict(type="str"),
+            cap_add=dict(type="list", elements="str", default=[]),
+            cap_drop=dict(type="list", elements="str", default=[]),
+            security_opt=dict(type="list", elements="str", default=[]),
+            read_only=dict(type="bool", default=False),
+            tmpfs=dict(type="list", elements="str", default=[]),
+            shm_size=dict(type="str"),
+            ipc_mode=dict(type="str"),
+            working_dir=dict(type="str"),
+            state=dict(type="str", default="started", choices=["started", "absent"]),
+            rollback=dict(type="bool", default=True),
+            remove_anonymous_volumes=dict(type="bool", default=False),
+            progress_path=dict(type="path"),
+            docker_host=dict(type="str", fallback=(env_fallback, ["DOCKER_HOST"])),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    try:
+        result = run_container_rollout(module.params, check_mode=module.check_mode)
+    except HomelabDockerError as exc:
+        details = dict(exc.details)
+        if not module._diff:
+            details.pop("diff", None)
+        module.fail_json(msg=exc.msg, **details)
+    except Exception as exc:  # an unexpected Docker API error: say where it happened
+        module.fail_json(msg="Docker API error while rolling out container %s (image %s): %s" % (
+            module.params["name"], module.params["image"], getattr(exc, "explanation", None) or exc),
+            exception=traceback.format_exc())
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
