@@ -79,6 +79,8 @@ def parse_port(spec):
         host_port, container_port = "", parts[0]
     elif len(parts) == 2:
         host_port, container_port = parts
+        if not host_port and not host_ip:
+            raise ValueError("port %r: empty host port; write the container port alone for a random one" % (spec,))
     else:
         raise ValueError("port %r: expected [ip:]host_port:container_port[/proto]" % (spec,))
     for value, what in ((container_port, "container port"), (host_port, "host port")):
