@@ -253,8 +253,9 @@ def gather(runner, nvidia_smi_path=None, path_env=None, executable=None):
             reason = ("nvidia_smi_path=%s is not an executable file; point it at nvidia-smi "
                       "(on WSL2: %s) or leave it empty to search PATH" % (nvidia_smi_path, WSL_NVIDIA_SMI))
         else:
-            reason = ("nvidia-smi not found (looked in: %s); install the NVIDIA driver (on WSL2: the "
-                      "Windows driver, which provides %s)" % (", ".join(searched), WSL_NVIDIA_SMI))
+            reason = ("nvidia-smi not found on PATH (%d places) nor at %s; install the NVIDIA driver "
+                      "(on WSL2: the Windows driver, which provides it there) or set nvidia_smi_path"
+                      % (len(set(searched)) - 1, WSL_NVIDIA_SMI))
         return [], summarise([], None, warnings, reason)
 
     rc, out, err = runner([path])
