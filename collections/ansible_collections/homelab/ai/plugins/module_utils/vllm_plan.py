@@ -233,13 +233,27 @@ def predict_speed(model, bandwidth_gbps, context, tp=1, offload_gib=0.0, pcie_gb
     return round(ceiling, 1), round(expected, 1)
 
 
+def wsl_kernel_allows_pinning(wsl):
+    """vLLM (platforms/cuda.py) pins on WSL2 only from kernel 4.19.121 (and only when asked).
+
+    wsl_facts' ``pin_memory`` is vLLM's default (False on WSL), not the kernel's ability, so the
+    kernel release decides here; unknown counts as too old, as in vLLM.
+    """
+    release = str(wsl.get("kernel_release") or "")
+    parts = release.split("-")[0].split(".")
+    try:
+        return tuple(int(x) for x in parts[:3]) >= (4, 19, 121)
+    except ValueError:
+        return False
+
+
 def _offload_path(feats, wsl, pinned_wanted):
     """How the release offloads weights on this host.
 
     Returns dict(feasible, env, pinned, eager_required, engine, why) .
     """
     is_wsl = bool(wsl and wsl.get("is_wsl"))
-    kernel_pin_ok = wsl.get("pin_memory") is not False if is_wsl else True
+    kernel_pin_ok = wsl_kernel_allows_pinning(wsl) if is_wsl else True
     env, notes = {}, []
     if feats["mrv2_without_offloader"] and feats["mrv2_env"]:
         env["VLLM_USE_V2_MODEL_RUNNER"] = "0"
@@ -418,7 +432,7 @@ def _gpu_plan(entry, gpus, wsl, feats, requested, util, min_tps, allow_offload, 
     base_env, env_why = _engine_env(feats, wsl)
 
     default_ctx = entry["default_context"]
-    target = requested if isinstance(requested, int) else default_ctx
+    target = requested if isinstance(requested, int) else (fit if requested == "auto" and fit else default_ctx)
     offload_target = requested if isinstance(requested, int) and requested > fit else min(2 * default_ctx, cap)
     eff_best = EFFICIENCY_MARLIN_GRAPHS * kernel_eff
 
