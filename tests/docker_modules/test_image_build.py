@@ -1,0 +1,103 @@
+"""homelab.ai.image_build against the real Docker daemon: build only on changed inputs, prove the
+tag moved, gate on check_command via a candidate tag, readable errors."""
+import os
+
+import pytest
+
+from conftest import BASE_IMAGE, docker, image_id, run_module
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ctx")
+    (d / "Dockerfile").write_text(
+        "ARG BASE=%s\nFROM ${BASE}\nCOPY app.py /app.py\nCMD [\"python3\", \"/app.py\"]\n" % BASE_IMAGE)
+    (d / "app.py").write_text("print('v1')\n")
+    (d / "big.log").write_text("ignored\n")
+    (d / ".dockerignore").write_text("*.log\n")
+    return d
+
+
+def build(prefix, ctx, **extra):
+    args = {"name": prefix + "-img:latest", "path": str(ctx), "log_path": str(ctx.parent / "build.log")}
+    args.update(extra)
+    return run_module("image_build", args)
+
+
+def test_build_is_driven_by_the_inputs_hash(prefix, ctx):
+    name = prefix + "-img:latest"
+    first = build(prefix, ctx)
+    assert first["changed"] and first["built"], first
+    assert first["image_id"] == image_id(name)
+    labels = docker("image", "inspect", "-f", "{{json .Config.Labels}}", name)
+    assert first["inputs_hash"] in labels
+    assert first["base_images"] == {BASE_IMAGE: image_id(BASE_IMAGE)}
+    assert "Step 2/" in open(first["log_path"]).read()   # the log streamed to the file
+
+    again = build(prefix, ctx)
+    assert not again["changed"] and not again["built"] and again["image_id"] == first["image_id"]
+
+    (ctx / "big.log").write_text("ignored, changed\n")     # .dockerignore'd: no rebuild
+    assert not build(prefix, ctx)["changed"]
+
+    (ctx / "app.py").write_text("print('v2')\n")
+    checked = run_module("image_build", {"name": name, "path": str(ctx)}, check=True, diff=True)
+    assert checked["changed"] and not checked["built"] and image_id(name) == first["image_id"]
+    assert checked["diff"]["before"]["inputs_hash"] == first["inputs_hash"]
+
+    second = build(prefix, ctx)
+    assert second["changed"] and second["image_id"] != first["image_id"]
+    assert second["previous_image_id"] == first["image_id"]
+    assert docker("run", "--rm", name) == "v2"             # the tag really moved to the new image
+
+    forced = build(prefix, ctx, force=True)
+    assert forced["changed"] and forced["built"] and forced["image_id"] != second["image_id"]
+    assert forced["inputs_hash"] == second["inputs_hash"]
+
+    other_arg = build(prefix, ctx, build_args={"BASE": BASE_IMAGE, "EXTRA": "1"})
+    assert other_arg["changed"]
+
+
+def test_failed_check_command_keeps_the_previous_image(prefix, ctx):
+    name = prefix + "-img:latest"
+    before = build(prefix, ctx)
+    assert not before.get("failed"), before
+    (ctx / "app.py").write_text("import diffusers  # the record's broken dependency\n")
+    res = build(prefix, ctx, check_command=["python3", "/app.py"])
+    assert res.get("failed")
+    assert "No module named 'diffusers'" in res["msg"] and "was NOT moved" in res["msg"]
+    assert res["candidate_image_id"] in res["msg"]
+    assert image_id(name) == before["image_id"]             # real tag untouched
+    assert image_id(prefix + "-img:latest-candidate") is None
+    (ctx / "app.py").write_text("print('v3')\n")
+    ok = build(prefix, ctx, check_command=["python3", "/app.py"])
+    assert ok["changed"] and ok["check"]["rc"] == 0 and ok["check"]["output"].strip() == "v3"
+    assert image_id(name) == ok["image_id"] != before["image_id"]
+
+
+def test_dockerfile_errors_are_explained(prefix, ctx):
+    (ctx / "Dockerfile.bad").write_text("FROM %s\nRUN echo one\nCOPPY app.py /\n" % BASE_IMAGE)
+    res = build(prefix, ctx, name=prefix + "-bad:1", dockerfile="Dockerfile.bad")
+    assert res.get("failed")
+    assert "unknown instruction" in res["msg"] and "COPPY app.py /" in res["msg"]
+
+    (ctx / "Dockerfile.fail").write_text("FROM %s\nRUN echo step-output && exit 4\n" % BASE_IMAGE)
+    res = build(prefix, ctx, name=prefix + "-bad:1", dockerfile="Dockerfile.fail")
+    assert res.get("failed")
+    assert "Step 2/" in res["failed_step"] and "step-output" in res["msg"] and "non-zero code: 4" in res["msg"]
+    assert image_id(prefix + "-bad:1") is None and image_id(prefix + "-bad:1-candidate") is None
+
+    res = build(prefix, ctx, name=prefix + "-bad:1", dockerfile="Nope")
+    assert res.get("failed") and "Nope" in res["msg"] and "not found" in res["msg"]
+    res = run_module("image_build", {"name": prefix + "-bad:1", "path": str(ctx / "missing")})
+    assert res.get("failed") and "does not exist" in res["msg"]
+
+    (ctx / "Dockerfile.nobase").write_text("FROM homelab/not-built:1\n")
+    res = build(prefix, ctx, name=prefix + "-bad:1", dockerfile="Dockerfile.nobase")
+    assert res.get("failed") and "homelab/not-built:1" in res["msg"] and "pull is false" in res["msg"]
+
+
+def test_unreachable_daemon_names_socket_and_fix(prefix, ctx):
+    res = build(prefix, ctx, docker_host="unix:///nonexistent.sock")
+    assert res.get("failed")
+    assert "unix:///nonexistent.sock" in res["msg"] and "Start the daemon" in res["msg"]
