@@ -261,8 +261,9 @@ def assess_state(inspect, baseline_restarts=0):
     if state.get("Error"):
         extra += " (error: %s)" % state["Error"]
     if status == "restarting" or restarts > baseline_restarts:
-        return FAILED, ("restart loop: status %s, restarted %d time(s), last exit code %s%s"
-                        % (status, restarts - baseline_restarts, exit_code, extra))
+        return FAILED, ("restart loop: status %s, restarted %d time(s)%s%s"
+                        % (status, restarts - baseline_restarts,
+                           ", last exit code %s" % exit_code if status != "running" else "", extra))
     if status in ("exited", "dead"):
         return FAILED, "container %s with exit code %s%s" % (status, exit_code, extra)
     if status != "running":
@@ -339,6 +340,21 @@ class Rollout:
             return self.client.logs(cid, stdout=True, stderr=True, tail=LOG_TAIL).decode("utf-8", "replace")
         except Exception as exc:
             return "(logs unavailable: %s)" % exc
+
+    def _exit_codes(self, cid, since):
+        """Exit codes from the daemon's `die` events: a restarting container that is up again
+        reports ExitCode 0 in inspect, the events keep what it really exited with."""
+        try:
+            events = self.client.events(since=int(since), until=int(time.time()) + 1,
+                                        filters={"container": cid, "event": "die"}, decode=True)
+            codes = []
+            for ev in events:
+                code = ((ev.get("Actor") or {}).get("Attributes") or {}).get("exitCode")
+                if code is not None and str(code).lstrip("-").isdigit():
+                    codes.append(int(code))
+            return codes
+        except Exception:
+            return []
 
     def _summary(self, inspect):
         if not inspect:
@@ -610,6 +626,7 @@ class Rollout:
         new_id = None
         cause = None
         last = None
+        created_at = time.time() - 5
         try:
             new_id = self._create(image_id, salt)
         except Exception as exc:
@@ -638,7 +655,12 @@ class Rollout:
             info = last or inspect_container_or_none(c, new_id) or {}
             now = inspect_container_or_none(c, new_id) or info
             state = info.get("State") or {}
-            failed.update({"id": new_id, "exit_code": state.get("ExitCode"),
+            codes = self._exit_codes(new_id, created_at)
+            exit_code = codes[-1] if codes else state.get("ExitCode")
+            if codes:
+                cause += " (exit codes seen: %s)" % ", ".join(str(x) for x in codes)
+                failed["cause"] = cause
+            failed.update({"id": new_id, "exit_code": exit_code, "exit_codes": codes,
                            "restart_count": now.get("RestartCount"),
                            "health_log": _health_log_text(state.get("Health"), 5), "logs": self._logs(new_id)})
         result["failed_container"] = failed

@@ -321,7 +321,9 @@ actions:
   type: list
   elements: str
 failed_container:
-  description: Evidence about the failed new container (cause, exit_code, restart_count, health_log, logs).
+  description:
+    - Evidence about the failed new container (cause, exit_code, exit_codes from the daemon's die events,
+      restart_count, health_log, logs).
   returned: on failure of the health gate
   type: dict
 """

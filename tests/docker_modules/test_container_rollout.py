@@ -1,0 +1,119 @@
+"""homelab.ai.container_rollout against the real Docker daemon: health-gated replace, idempotence,
+rollback of a crash-looping image with the named volume's data intact, readable errors.
+
+The toy service is python3's http.server serving a named volume (/data) from homelab/debian."""
+import json
+import urllib.request
+
+import pytest
+
+from conftest import BASE_IMAGE, docker, image_id, run_module
+
+PORT = 18931
+
+
+def http_get(path):
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open("http://127.0.0.1:%d%s" % (PORT, path), timeout=5) as resp:
+        return resp.status, resp.read().decode()
+
+
+@pytest.fixture(scope="module")
+def images(prefix, tmp_path_factory):
+    """good: serves /data on 8000; crash: exits 3 at once (the record's bootloop); deaf: runs but
+    never answers HTTP."""
+    out = {}
+    variants = {
+        "good": 'CMD ["python3", "-m", "http.server", "8000", "--directory", "/data"]',
+        "good2": 'ENV VARIANT=2\nCMD ["python3", "-m", "http.server", "8000", "--directory", "/data"]',
+        "crash": 'CMD ["sh", "-c", "echo loading pipeline; echo \\"AttributeError: module torch has no attribute xpu\\" >&2; exit 3"]',
+        "deaf": 'CMD ["sleep", "300"]',
+    }
+    for tag, cmd in variants.items():
+        d = tmp_path_factory.mktemp(tag)
+        (d / "Dockerfile").write_text("FROM %s\nRUN mkdir -p /data\n%s\n" % (BASE_IMAGE, cmd))
+        res = run_module("image_build", {"name": "%s-svc:%s" % (prefix, tag), "path": str(d)})
+        assert not res.get("failed"), res
+        out[tag] = "%s-svc:%s" % (prefix, tag)
+    return out
+
+
+def rollout(prefix, image, **extra):
+    args = {"name": prefix + "-svc", "image": image, "ports": ["127.0.0.1:%d:8000" % PORT],
+            "volumes": [prefix + "-data:/data"], "networks": [prefix + "-net"], "network_aliases": ["svc"],
+            "env": {"MODE": "test"}, "secret_env": {"API_TOKEN": "s3cret-value"},
+            "health_url": "http://127.0.0.1:%d/" % PORT, "health_timeout": 30, "stable_seconds": 2,
+            "stop_timeout": 1, "restart_policy": "unless-stopped"}
+    check = extra.pop("_check", False)
+    args.update(extra)
+    return run_module("container_rollout", args, check=check, diff=True)
+
+
+def test_rollout_idempotence_and_rollback(prefix, images, tmp_path):
+    name = prefix + "-svc"
+    progress = tmp_path / "progress.log"
+    first = rollout(prefix, images["good"], progress_path=str(progress))
+    assert first["changed"] and not first.get("failed"), first.get("msg")
+    assert first["container"]["status"] == "running" and first["container"]["image_id"] == image_id(images["good"])
+    assert "s3cret-value" not in first["_raw"]
+    assert "created network %s-net (bridge)" % prefix in first["actions"]
+    assert "health_url" in progress.read_text()
+    env = docker("inspect", "-f", "{{json .Config.Env}}", name)
+    assert "API_TOKEN=s3cret-value" in env and "MODE=test" in env      # secret merged into the env
+    docker("exec", name, "sh", "-c", "echo kept > /data/marker.txt")
+    assert http_get("/marker.txt") == (200, "kept\n")
+
+    again = rollout(prefix, images["good"])
+    assert not again["changed"] and again["container"]["id"] == first["container"]["id"]
+
+    planned = rollout(prefix, images["good"], env={"MODE": "other"}, secret_env={"API_TOKEN": "n3w"}, _check=True)
+    assert planned["changed"] and "env" in planned["changed_keys"] and "secret_env" in planned["changed_keys"]
+    assert planned["diff"]["after"]["config"]["secret_env"] == {"API_TOKEN": "********"}
+    assert "n3w" not in planned["_raw"] and "s3cret-value" not in planned["_raw"]
+    assert docker("inspect", "-f", "{{.Id}}", name) == first["container"]["id"]   # check mode touched nothing
+
+    crashed = rollout(prefix, images["crash"])
+    assert crashed.get("failed") and crashed["rolled_back"]
+    assert "restart loop" in crashed["msg"] and "exit codes seen: 3" in crashed["msg"]
+    assert "has no attribute xpu" in crashed["msg"] and "was restored" in crashed["msg"]
+    assert crashed["failed_container"]["exit_code"] == 3
+    assert crashed["container"]["id"] == first["container"]["id"]
+    assert http_get("/marker.txt") == (200, "kept\n")                 # previous serves, volume data intact
+    assert docker("ps", "-a", "-q", "-f", "name=^%s-previous$" % name) == ""
+
+    deaf = rollout(prefix, images["deaf"], health_timeout=6)
+    assert deaf.get("failed") and deaf["rolled_back"] and "not healthy within 6" in deaf["msg"]
+    assert http_get("/marker.txt") == (200, "kept\n")
+
+    upgraded = rollout(prefix, images["good2"])
+    assert upgraded["changed"] and not upgraded.get("failed"), upgraded.get("msg")
+    assert upgraded["previous_image_id"] == image_id(images["good"])
+    assert upgraded["container"]["image_id"] == image_id(images["good2"])
+    assert upgraded["changed_keys"] == ["image_id"]
+    assert http_get("/marker.txt") == (200, "kept\n")
+    assert docker("ps", "-a", "-q", "-f", "name=^%s-previous$" % name) == ""   # old one removed
+
+    gone = rollout(prefix, images["good2"], state="absent")
+    assert gone["changed"] and docker("ps", "-a", "-q", "-f", "name=^%s$" % name) == ""
+    assert docker("volume", "ls", "-q", "-f", "name=%s-data" % prefix) == prefix + "-data"   # volume kept
+    assert not rollout(prefix, images["good2"], state="absent")["changed"]
+
+
+def test_errors_are_explained(prefix, images):
+    res = rollout(prefix + "-x", prefix + "-svc:never-built")
+    assert res.get("failed") and "never-built not found" in res["msg"] and "image_build" in res["msg"]
+
+    blocker = prefix + "-blocker"
+    docker("run", "-d", "--name", blocker, "-p", "127.0.0.1:%d:8000" % PORT, BASE_IMAGE, "sleep", "300")
+    try:
+        res = rollout(prefix + "-y", images["good"])
+        assert res.get("failed") and "already in use" in res["msg"] and blocker in res["msg"]
+        assert docker("ps", "-a", "-q", "-f", "name=^%s-y-svc$" % prefix) == ""
+    finally:
+        docker("rm", "-f", blocker)
+
+    res = rollout(prefix, images["good"], docker_host="unix:///nonexistent.sock")
+    assert res.get("failed") and "unix:///nonexistent.sock" in res["msg"] and "dockerd" in res["msg"]
+
+    res = rollout(prefix, images["good"], ports=["not-a-port"])
+    assert res.get("failed") and "not-a-port" in res["msg"]
