@@ -172,8 +172,8 @@ def gather(runner, docker=None, docker_host=None, probe=False, probe_image=None,
         parsed = parse_info(info)
         facts["engine_reachable"] = True
         facts["error"] = None
-        facts.update((k, parsed[k]) for k in ("engine_version", "operating_system", "runtimes",
-                                               "default_runtime", "nvidia_runtime"))
+        keys = ("engine_version", "operating_system", "runtimes", "default_runtime", "nvidia_runtime")
+        facts.update((k, parsed[k]) for k in keys)
         facts["docker_desktop"] = parsed["docker_desktop"]
         facts["cgroup_version"] = parsed["cgroup_version"]
         facts["storage_driver"] = parsed["storage_driver"]

@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+"""The three fact modules run for real through ansible on this machine (no GPU, not WSL, Docker up)."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENV = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+           ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "collections"),
+           ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
+
+
+def module(name, args="", check=True):
+    cmd = [os.path.join(ROOT, ".venv", "bin", "ansible"), "localhost", "-c", "local", "-m", name,
+           "-e", "ansible_python_interpreter=" + os.path.join(ROOT, ".venv", "bin", "python")]
+    if args:
+        cmd += ["-a", args]
+    if check:
+        cmd.append("--check")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    assert result["changed"] is False
+    return result["ansible_facts"]
+
+
+def test_wsl_facts_here():
+    wsl = module("homelab.ai.wsl_facts")["wsl"]
+    assert wsl["is_wsl"] is False and wsl["pin_memory"] is True
+    with open("/proc/sys/kernel/osrelease") as handle:
+        assert wsl["kernel_release"] == handle.read().strip()
+
+
+def test_gpu_facts_here_no_gpu():
+    facts = module("homelab.ai.gpu_facts")
+    assert facts["gpus"] == []
+    assert facts["gpu_summary"]["usable"] is False and "nvidia-smi not found" in facts["gpu_summary"]["reason"]
+
+
+def test_gpu_facts_bad_override_is_reported():
+    facts = module("homelab.ai.gpu_facts", "nvidia_smi_path=/nonexistent/nvidia-smi timeout=3")
+    assert "nvidia_smi_path=/nonexistent/nvidia-smi" in facts["gpu_summary"]["reason"]
+
+
+@pytest.mark.skipif(subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0,
+                    reason="needs the project's Docker daemon")
+def test_container_runtime_facts_here():
+    runtime = module("homelab.ai.container_runtime_facts")["container_runtime"]
+    assert runtime["engine_reachable"] is True and runtime["engine_version"]
+    assert runtime["nvidia_runtime"] is False and runtime["gpu_runtime"] is False
+    assert runtime["docker_desktop"] is False
