@@ -159,7 +159,7 @@ def normalize_device_requests(reqs):
 
 def parse_restart_policy(text):
     text = (text or "no").strip()
-    name, _, count = text.partition(":")
+    name, dummy, count = text.partition(":")
     if name not in ("no", "always", "unless-stopped", "on-failure"):
         raise ValueError("restart_policy %r: use no, always, unless-stopped or on-failure[:N]" % (text,))
     policy = {"Name": "" if name == "no" else name}
@@ -177,7 +177,7 @@ def normalize_tmpfs(tmpfs):
         return dict((str(k), str(v or "")) for k, v in tmpfs.items())
     out = {}
     for item in tmpfs:
-        path, _, opts = str(item).partition(":")
+        path, dummy, opts = str(item).partition(":")
         out[path] = opts
     return out
 

@@ -129,7 +129,7 @@ class DockerIgnore:
             exclusion = p.startswith("!")
             body = p[1:] if exclusion else p
             self.rules.append((exclusion, _pattern_to_regex(body)))
-        self.has_exceptions = any(exc for exc, _ in self.rules)
+        self.has_exceptions = any(rule[0] for rule in self.rules)
 
     def excluded(self, relpath):
         relpath = _clean_path(relpath)
@@ -598,8 +598,8 @@ def run_image_build(params, check_mode=False, client_factory=get_client):
         _remove_tag(client, candidate)
         raise HomelabDockerError(
             "Image %s behind tag %s was created at %s, before this build started: the build was a "
-            "no-op and would leave a stale image running (see %s)." % (produced["Id"], candidate,
-                                                                        produced.get("Created"), log_path),
+            "no-op and would leave a stale image running (see %s)."
+            % (produced["Id"], candidate, produced.get("Created"), log_path),
             log_path=log_path)
     new_id = produced["Id"]
 

@@ -33,7 +33,7 @@ description:
   - There is deliberately no C(privileged) option; grant single capabilities with I(cap_add) or GPUs
     with I(device_requests).
 author:
-  - homelab.ai contributors
+  - homelab.ai contributors (@homelab-ai)
 requirements:
   - docker (Python Docker SDK) >= 7.0
   - A reachable Docker daemon (Engine API >= 1.41)

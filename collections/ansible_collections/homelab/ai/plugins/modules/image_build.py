@@ -29,7 +29,7 @@ description:
     file shows the progress of a long build. On failure the message names the failing step and shows
     the last 30 lines of the log.
 author:
-  - homelab.ai contributors
+  - homelab.ai contributors (@homelab-ai)
 requirements:
   - docker (Python Docker SDK) >= 7.0
   - A reachable Docker daemon (Engine API >= 1.41)
