@@ -16,6 +16,7 @@ the module sees. ``complete`` is false when the connection broke mid-stream.
 
 Usage: record_streams.py BASE_URL MODEL OUT.json --source "text" [--api-key K] [--max-tokens N]
        [--paths /health,/v1/models,/metrics] [--no-stream] [--no-auth-header]
+       record_streams.py --derive-buffered SRC.json OUT.json PAGE_BYTES
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import argparse
 import datetime
 import http.client
 import json
+import os
+import sys
 import time
 from urllib.parse import urlsplit
 
@@ -78,7 +81,42 @@ def stream(url, path, payload, headers):
     return out
 
 
+def derive_buffered(src, out, page):
+    """Collapse a recorded stream's arrivals as a page-buffering proxy would deliver them.
+
+    The SSE text is cut into `page`-byte pieces; each piece arrives when the recorded stream had
+    produced its last byte (the final piece at the end). Everything else is kept as recorded.
+    """
+    with open(src) as fh:
+        fixture = json.load(fh)
+    for key, ex in fixture["exchanges"].items():
+        if "reads" not in ex:
+            continue
+        text, ends = "", []
+        for offset, piece in ex["reads"]:
+            text += piece
+            ends.append((len(text), offset))
+        reads = []
+        for start in range(0, len(text), page):
+            stop = min(start + page, len(text))
+            when = next(off for end, off in ends if end >= stop)
+            reads.append([when, text[start:stop]])
+        ex["reads"] = reads
+    fixture["source"] = ("DERIVED, not recorded: %s with its arrivals collapsed into %d-byte pieces, as a "
+                         "proxy that buffers the response in pages delivers it (nginx 1.22 with "
+                         "proxy_buffering on did NOT buffer this stream, see nginx_proxy_buffering_on.json). "
+                         "Made by tests/benchmark/record_streams.py --derive-buffered. Original: %s"
+                         % (os.path.basename(src), page, fixture["source"]))
+    with open(out, "w") as fh:
+        json.dump(fixture, fh, indent=1)
+        fh.write("\n")
+    print("%s: %d reads" % (out, len(reads)))
+
+
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--derive-buffered":
+        derive_buffered(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("url")
     ap.add_argument("model")

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Does homelab.ai.llm_benchmark agree with `vllm bench serve`? Prints both decode rates and their ratio.
+
+Against one running vLLM server, each repetition runs llm_benchmark (module_utils, chat endpoint,
+ignore_eos, concurrency 1) and then `vllm bench serve --backend openai-chat --endpoint
+/v1/chat/completions --dataset-name random --ignore-eos --max-concurrency 1` with the same output
+length and request count, and prints 1/mean TPOT and 1/median TPOT from each, and the ratio.
+Goal: the median over repetitions of llm_benchmark / vllm-bench (1/mean TPOT) within 5% of 1.
+
+Where vllm bench runs (pick one):
+  --container NAME   docker exec NAME vllm bench serve ... (the homelab/vllm-cpu image's server container)
+  --vllm BIN         a local `vllm` executable (e.g. .cache/vllm-venv/bin/vllm)
+Which server:
+  --url URL --model NAME --tokenizer PATH_SEEN_BY_VLLM_BENCH [--api-key K]
+  or no --url: starts one with tests/support/vllm_server.py's running_vllm() (homelab/vllm-cpu image).
+
+Prints a performance ratio, never asserts timings (project rule). Exit 1 only when a run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "collections"))
+sys.path.insert(0, str(REPO))
+
+from ansible_collections.homelab.ai.plugins.module_utils import llm_benchmark as lb  # noqa: E402
+
+
+def run_ours(args):
+    res = lb.run_benchmark({
+        "url": args.url, "model": args.model, "api_key": args.api_key, "endpoint": "chat",
+        "max_tokens": args.output_len, "num_requests": args.num_prompts, "warmup_requests": 1,
+        "concurrency": 1, "timeout": 600, "tolerance": 0.1,
+    })
+    return {"mean_tpot_ms": res["tpot_ms"]["mean"], "median_tpot_ms": res["tpot_ms"]["median"],
+            "ttft_ms": res["ttft_ms"]["median"], "quality": res["stream_quality"],
+            "completed": res["completed"], "output_tokens": res["total_output_tokens"]}
+
+
+def run_vllm_bench(args, rep):
+    cmd = ["vllm", "bench", "serve", "--backend", "openai-chat", "--endpoint", "/v1/chat/completions",
+           "--base-url", args.bench_url or args.url, "--model", args.model, "--tokenizer", args.tokenizer,
+           "--dataset-name", "random", "--random-input-len", str(args.input_len),
+           "--random-output-len", str(args.output_len), "--ignore-eos", "--max-concurrency", "1",
+           "--num-prompts", str(args.num_prompts), "--num-warmups", "1", "--request-rate", "inf",
+           "--save-result", "--result-dir", "/tmp", "--result-filename", "homelab-bench-%d.json" % rep,
+           "--disable-tqdm", "--ready-check-timeout-sec", "0"]
+    env = dict(os.environ)
+    if args.container:
+        full = ["docker", "exec"]
+        if args.api_key:
+            full += ["-e", "OPENAI_API_KEY=%s" % args.api_key]
+        full += [args.container] + cmd
+        out = subprocess.run(full, capture_output=True, text=True, timeout=1200)
+        if out.returncode:
+            raise RuntimeError("vllm bench serve failed:\n%s\n%s" % (out.stdout[-3000:], out.stderr[-3000:]))
+        raw = subprocess.run(["docker", "exec", args.container, "cat", "/tmp/homelab-bench-%d.json" % rep],
+                             capture_output=True, text=True, check=True).stdout
+    else:
+        if args.api_key:
+            env["OPENAI_API_KEY"] = args.api_key
+        full = [args.vllm] + cmd[1:]
+        out = subprocess.run(full, capture_output=True, text=True, timeout=1200, env=env)
+        if out.returncode:
+            raise RuntimeError("vllm bench serve failed:\n%s\n%s" % (out.stdout[-3000:], out.stderr[-3000:]))
+        raw = Path("/tmp/homelab-bench-%d.json" % rep).read_text()
+    data = json.loads(raw)
+    return {"mean_tpot_ms": data["mean_tpot_ms"], "median_tpot_ms": data["median_tpot_ms"],
+            "ttft_ms": data["median_ttft_ms"], "completed": data["completed"],
+            "output_tokens": data["total_output_tokens"]}
+
+
+@contextlib.contextmanager
+def server(args):
+    if args.url:
+        yield
+        return
+    from tests.support.vllm_server import running_vllm  # the vllm-cpu image helper
+    with running_vllm() as base_url:
+        args.url = base_url
+        yield
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url")
+    ap.add_argument("--bench-url", help="the server's URL as seen by vllm bench (inside a container)")
+    ap.add_argument("--model", default="tiny-qwen2")
+    ap.add_argument("--tokenizer", default="/models/tiny-qwen2")
+    ap.add_argument("--api-key")
+    ap.add_argument("--container")
+    ap.add_argument("--vllm", default="vllm")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--num-prompts", type=int, default=5)
+    ap.add_argument("--input-len", type=int, default=32)
+    ap.add_argument("--output-len", type=int, default=128)
+    args = ap.parse_args()
+
+    rows = []
+    with server(args):
+        for rep in range(args.reps):
+            ours = run_ours(args)
+            theirs = run_vllm_bench(args, rep)
+            row = {
+                "rep": rep,
+                "ours_tps_mean": 1000 / ours["mean_tpot_ms"], "ours_tps_median": 1000 / ours["median_tpot_ms"],
+                "vllm_tps_mean": 1000 / theirs["mean_tpot_ms"], "vllm_tps_median": 1000 / theirs["median_tpot_ms"],
+                "quality": ours["quality"], "ours_ttft": ours["ttft_ms"], "vllm_ttft": theirs["ttft_ms"],
+            }
+            row["ratio_mean"] = row["ours_tps_mean"] / row["vllm_tps_mean"]
+            row["ratio_median"] = row["ours_tps_median"] / row["vllm_tps_median"]
+            rows.append(row)
+            print("rep %d: llm_benchmark %.1f tok/s (1/mean TPOT), %.1f (1/median) [%s, TTFT %.1f ms] | "
+                  "vllm bench serve %.1f (1/mean), %.1f (1/median) [TTFT %.1f ms] | ratio %.3f (mean), %.3f (median)"
+                  % (rep, row["ours_tps_mean"], row["ours_tps_median"], row["quality"], row["ours_ttft"],
+                     row["vllm_tps_mean"], row["vllm_tps_median"], row["vllm_ttft"], row["ratio_mean"],
+                     row["ratio_median"]), flush=True)
+    med_mean = statistics.median(r["ratio_mean"] for r in rows)
+    med_median = statistics.median(r["ratio_median"] for r in rows)
+    print("median over %d reps: ratio llm_benchmark / vllm bench serve = %.3f (1/mean TPOT), %.3f (1/median TPOT)"
+          % (len(rows), med_mean, med_median))
+    print("agreement within 5%%: %s" % ("yes" if abs(med_mean - 1) <= 0.05 else "NO"))
+    out = Path(tempfile.gettempdir()) / "bench_llm_benchmark.json"
+    out.write_text(json.dumps(rows, indent=1))
+    print("rows written to %s" % out)
+
+
+if __name__ == "__main__":
+    main()
