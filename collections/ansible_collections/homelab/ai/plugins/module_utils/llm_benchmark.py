@@ -181,17 +181,33 @@ def build_payload(params):
     return path, payload
 
 
-def stream_request(ep, path, payload, clock=time.perf_counter):
-    """Send one streaming request and record its timings, as vLLM's benchmark client does."""
+def stream_request(ep, path, payload, clock=time.perf_counter, conn=None):
+    """Send one streaming request and record its timings, as vLLM's benchmark client does.
+
+    ``conn``: a kept-alive connection to reuse (vLLM's client reuses its aiohttp session's
+    connections, so connection setup stays out of TTFT); a fresh one is made when it is None.
+    """
     record = RequestRecord()
     parser = SSEParser()
     body = json.dumps(payload).encode("utf-8")
-    conn = ep.connection()
+    own = conn is None
+    if own:
+        conn = ep.connection()
     st = clock()
     record.start = st
     try:
-        conn.request("POST", ep.prefix + path, body=body, headers=ep.headers("application/json"))
-        resp = conn.getresponse()
+        try:
+            conn.request("POST", ep.prefix + path, body=body, headers=ep.headers("application/json"))
+            resp = conn.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            if own:
+                raise
+            # the kept-alive connection was closed by the server meanwhile: one fresh try
+            conn.close()
+            st = clock()
+            record.start = st
+            conn.request("POST", ep.prefix + path, body=body, headers=ep.headers("application/json"))
+            resp = conn.getresponse()
         if resp.status != 200:
             text = resp.read().decode("utf-8", "replace")
             if resp.status in (401, 403):
@@ -207,11 +223,14 @@ def stream_request(ep, path, payload, clock=time.perf_counter):
             record.on_read(clock() - st, data, parser)
     except StreamError as exc:
         record.error = str(exc)
+        conn.close()
     except (OSError, http.client.HTTPException) as exc:
         record.error = "POST %s failed mid-stream after %d token chunks: %s: %s" % (
             ep.where(path), record.token_chunks, type(exc).__name__, exc)
-    finally:
         conn.close()
+    finally:
+        if own:
+            conn.close()
     record.finish()
     return record
 
@@ -225,16 +244,20 @@ def run_load(ep, path, payload, num_requests, concurrency, clock=time.perf_count
     errors = []
 
     def worker():
-        while True:
-            try:
-                i = jobs.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                records[i] = stream_request(ep, path, payload, clock)
-            except BenchmarkError as exc:  # auth errors abort the run
-                errors.append(exc)
-                return
+        conn = ep.connection()
+        try:
+            while True:
+                try:
+                    i = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    records[i] = stream_request(ep, path, payload, clock, conn)
+                except BenchmarkError as exc:  # auth errors abort the run
+                    errors.append(exc)
+                    return
+        finally:
+            conn.close()
 
     start = clock()
     threads = [threading.Thread(target=worker) for _ in range(max(1, min(concurrency, num_requests)))]
