@@ -19,9 +19,10 @@ __metaclass__ = type
 import re
 
 # Every row names the same packages, so a base change never silently drops a pin.
-# huggingface-hub is pinned too: diffusers<0.31 imports huggingface_hub.cached_download, which
-# huggingface-hub 0.26 removed, while transformers>=4.51 needs huggingface-hub>=0.30. That is why
-# the 2.2 row cannot be installed unchanged on a fresh index (see PIN_NOTES).
+# huggingface-hub is pinned too: transformers<5 needs huggingface-hub<1.0, diffusers>=0.40
+# needs huggingface-hub>=1.23 (read from the wheels' metadata), and diffusers 0.27.x/0.28.x import
+# huggingface_hub.cached_download, which huggingface-hub 0.26 removed although their metadata
+# allows any newer hub (see PIN_NOTES).
 PIN_MATRIX = {
     "2.2": {
         "diffusers": ">=0.27.0,<0.30.0",
@@ -38,7 +39,7 @@ PIN_MATRIX = {
         "pillow": ">=10.0,<12",
     },
     "2.13": {
-        "diffusers": ">=0.36.0,<0.43.0",
+        "diffusers": ">=0.36.0,<0.40.0",
         "transformers": ">=4.57.0,<5.0.0",
         "huggingface-hub": ">=0.34.0,<1.0",
         "safetensors": ">=0.6.0,<0.9",
@@ -48,11 +49,13 @@ PIN_MATRIX = {
 
 PIN_NOTES = {
     "2.2": "decision record 2026-02-27: diffusers>=0.30 references torch.xpu (absent in torch 2.2), "
-           "transformers>=5 incompatible. diffusers<0.31 also imports huggingface_hub.cached_download "
-           "(removed in huggingface-hub 0.26) while transformers>=4.51.3 needs huggingface-hub>=0.30: "
-           "the post-build import check is what catches such a set before deploy.",
+           "transformers>=5 incompatible. Within the row only diffusers 0.29.x imports: 0.27.x/0.28.x "
+           "import huggingface_hub.cached_download (gone since huggingface-hub 0.26) and "
+           "transformers>=4.51.3 needs huggingface-hub>=0.30; pip picks 0.29.2, the import check guards the rest.",
     "2.4": "torch 2.4 has torch.xpu: unlocks diffusers>=0.30 (Qwen Image Edit 2509). Not built here (no 2.4 wheel offline).",
-    "2.13": "local CPU base (torch 2.13.0+cpu, Python 3.11): installed and imported in homelab/torch-cpu:2.13.0.",
+    "2.13": "local CPU base (torch 2.13.0+cpu, Python 3.11): resolves to diffusers 0.39.0, transformers 4.57.6, "
+            "huggingface-hub 0.36.2, imported and generating in the image server. diffusers>=0.40 needs "
+            "huggingface-hub>=1.23, which transformers<5 excludes.",
 }
 
 _VERSION_RE = re.compile(r"^\s*v?(\d+)\.(\d+)(?:\.\d+)?(?:[.+\-].*)?\s*$")

@@ -1,0 +1,9 @@
+#!/bin/sh
+# Render the nginx config from the template (only our variables: nginx's own $vars stay), test it,
+# then run nginx in the foreground. Everything it writes lives under /tmp (read-only root fs).
+set -eu
+mkdir -p /tmp/nginx
+envsubst '${DASHBOARD_PORT} ${VLLM_UPSTREAM} ${IMAGE_SERVER_UPSTREAM} ${DASHBOARD_RESOLVER}' \
+  < /etc/nginx/templates/nginx.conf.template > /tmp/nginx/nginx.conf
+nginx -e stderr -t -q -c /tmp/nginx/nginx.conf
+exec nginx -e stderr -c /tmp/nginx/nginx.conf -g 'daemon off;'
