@@ -260,7 +260,7 @@ def run_load(ep, path, payload, num_requests, concurrency, clock=time.perf_count
             conn.close()
 
     start = clock()
-    threads = [threading.Thread(target=worker) for _ in range(max(1, min(concurrency, num_requests)))]
+    threads = [threading.Thread(target=worker) for dummy in range(max(1, min(concurrency, num_requests)))]
     for t in threads:
         t.daemon = True
         t.start()
@@ -435,7 +435,7 @@ def run_benchmark(params, check_mode=False, clock=time.perf_counter):
     path, payload = build_payload(dict(params, prompt=prompt))
     before = read_preemptions(ep) if params.get("read_metrics", True) else None
 
-    warm, _dur = run_load(ep, path, payload, params.get("warmup_requests", 1), 1, clock)
+    warm, dummy = run_load(ep, path, payload, params.get("warmup_requests", 1), 1, clock)
     bad_warm = [r for r in warm if not r.success]
     if bad_warm:
         raise BenchmarkError("warm-up request to %s failed: %s" % (ep.where(path), bad_warm[0].error))
@@ -477,8 +477,8 @@ def format_failure(result):
     parts = ["llm_benchmark against %s (%s) failed its gate: %s."
              % (result.get("url"), result.get("model"), "; ".join(gate.get("failures", [])))]
     if gate.get("explanations"):
-        parts.append("Likely cause(s): " + " ".join("(%d) %s" % (i + 1, e)
-                                                   for i, e in enumerate(gate["explanations"])))
+        causes = ["(%d) %s" % (i + 1, e) for i, e in enumerate(gate["explanations"])]
+        parts.append("Likely cause(s): " + " ".join(causes))
     return " ".join(parts)
 
 

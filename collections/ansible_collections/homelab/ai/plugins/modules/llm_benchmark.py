@@ -27,7 +27,7 @@ description:
     O(report_path) there. Writing the report is not counted as a change.
 version_added: "0.1.0"
 author:
-  - homelab.ai contributors
+  - homelab.ai contributors (@homelab-ai)
 options:
   url:
     description: Base URL of the server (vLLM directly, or a proxy that forwards C(/v1/)).
@@ -38,7 +38,7 @@ options:
     type: str
     required: true
   api_key:
-    description: Sent as C(Authorization: Bearer ...). A 401 is reported as a missing or wrong key.
+    description: "Sent as C(Authorization: Bearer <key>). A 401 is reported as a missing or wrong key."
     type: str
   endpoint:
     description: Stream C(/v1/chat/completions) (V(chat)) or C(/v1/completions) (V(completions)).
@@ -116,11 +116,14 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Only the health and model checks run; no load is sent and no report is written.
+    description: Only the health and model checks run; no load is sent and no report is written.
   diff_mode:
     support: none
+    description: The module changes nothing on the server, so there is nothing to diff.
   platform:
+    support: full
     platforms: posix
+    description: Any host that can reach the server over HTTP; stdlib Python only.
 notes:
   - Uses only the Python standard library on the target.
 seealso:
@@ -316,12 +319,12 @@ def main():
             api_key=dict(type="str", no_log=True),
             endpoint=dict(type="str", default="chat", choices=["chat", "completions"]),
             prompt=dict(type="str"),
-            max_tokens=dict(type="int", default=128),
+            max_tokens=dict(type="int", default=128, no_log=False),
             num_requests=dict(type="int", default=5),
             warmup_requests=dict(type="int", default=1),
             concurrency=dict(type="int", default=1),
             timeout=dict(type="float", default=300),
-            min_tokens_per_second=dict(type="float"),
+            min_tokens_per_second=dict(type="float", no_log=False),
             tolerance=dict(type="float", default=0.1),
             max_ttft_ms=dict(type="float"),
             plan=dict(type="dict"),
