@@ -146,13 +146,32 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+def healthcheck(port):
+    """One line on failure (the Docker health log keeps it), no traceback."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/health" % port, timeout=4) as response:
+            return 0 if response.status == 200 else 1
+    except urllib.error.HTTPError as exc:
+        print("health: HTTP %d %s" % (exc.code, exc.read(200).decode("utf-8", "replace")))
+    except Exception as exc:  # connection refused while starting, timeouts
+        print("health: %s" % exc)
+    return 1
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=os.environ.get("IMAGE_SERVER_MODEL", "/models/tiny-sd"))
     parser.add_argument("--pipeline", default=os.environ.get("IMAGE_SERVER_PIPELINE", "StableDiffusionPipeline"))
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=int(os.environ.get("IMAGE_SERVER_PORT", "7860")))
+    parser.add_argument("--healthcheck", action="store_true",
+                        help="probe http://127.0.0.1:PORT/health once; exit 0 when it answers 200")
     args = parser.parse_args(argv)
+    if args.healthcheck:
+        return healthcheck(args.port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     State.model = args.model
     if not os.path.isfile(os.path.join(args.model, "model_index.json")):
