@@ -12,7 +12,8 @@ Where vllm bench runs (pick one):
   --vllm BIN         a local `vllm` executable (e.g. .cache/vllm-venv/bin/vllm)
 Which server:
   --url URL --model NAME --tokenizer PATH_SEEN_BY_VLLM_BENCH [--api-key K]
-  or no --url: starts one with tests/support/vllm_server.py's running_vllm() (homelab/vllm-cpu image).
+  or no --url: starts one with tests/support/vllm_server.py's running_vllm_container() (the
+  homelab/vllm-cpu image and tiny model) and runs vllm bench inside that container.
 
 Prints a performance ratio, never asserts timings (project rule). Exit 1 only when a run failed.
 """
@@ -80,14 +81,76 @@ def run_vllm_bench(args, rep):
             "output_tokens": data["total_output_tokens"]}
 
 
+def run_paired(args):
+    """Alternate single requests of llm_benchmark's client and vLLM's own benchmark client.
+
+    vLLM's request function (vllm/benchmarks/lib/endpoint_request_func.py,
+    async_request_openai_chat_completions) and serve.py's TPOT formula, imported from the vllm
+    package in this interpreter; each pair runs back to back (order alternating), so host-load
+    drift cancels. Returns per-pair TPOTs (seconds) for both clients.
+    """
+    import asyncio
+
+    import aiohttp
+    from vllm.benchmarks.lib.endpoint_request_func import (
+        RequestFuncInput,
+        async_request_openai_chat_completions,
+    )
+
+    if args.api_key:
+        os.environ["OPENAI_API_KEY"] = args.api_key  # vLLM's client reads the key from here
+    ep = lb.Endpoint(args.url, args.api_key, 600)
+    path, payload = lb.build_payload({"model": args.model, "max_tokens": args.output_len,
+                                      "prompt": lb.DEFAULT_PROMPT, "endpoint": "chat"})
+    conn = ep.connection()
+    loop = asyncio.new_event_loop()
+    session = loop.run_until_complete(_session())
+    inp = RequestFuncInput(prompt=lb.DEFAULT_PROMPT, api_url=args.url + "/v1/chat/completions",
+                           prompt_len=0, output_len=args.output_len, model=args.model, ignore_eos=True)
+
+    def theirs():
+        out = loop.run_until_complete(async_request_openai_chat_completions(inp, session))
+        if not out.success:
+            raise RuntimeError(out.error)
+        return (out.latency - out.ttft) / (out.output_tokens - 1)  # serve.py calculate_metrics
+
+    def ours():
+        rec = lb.stream_request(ep, path, payload, conn=conn)
+        if not rec.success:
+            raise RuntimeError(rec.error)
+        return rec.tpot
+
+    ours(), theirs()  # warm-up, not counted
+    pairs = []
+    for i in range(args.pairs):
+        if i % 2:
+            t, o = theirs(), ours()
+        else:
+            o, t = ours(), theirs()
+        pairs.append((o, t))
+    loop.run_until_complete(session.close())
+    conn.close()
+    return pairs
+
+
+async def _session():
+    import aiohttp
+
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600))
+
+
 @contextlib.contextmanager
 def server(args):
     if args.url:
         yield
         return
-    from tests.support.vllm_server import running_vllm  # the vllm-cpu image helper
-    with running_vllm() as base_url:
-        args.url = base_url
+    from tests.support.vllm_server import MODEL_NAME, MODEL_PATH, ensure_images, running_vllm_container
+
+    ensure_images()
+    with running_vllm_container() as srv:
+        # vllm bench runs inside the server's container: it reaches vLLM on 127.0.0.1:8000 there
+        args.url, args.container = srv.base_url, srv.container
+        args.bench_url, args.model, args.tokenizer = "http://127.0.0.1:8000", MODEL_NAME, MODEL_PATH
         yield
 
 
@@ -104,10 +167,24 @@ def main():
     ap.add_argument("--num-prompts", type=int, default=5)
     ap.add_argument("--input-len", type=int, default=32)
     ap.add_argument("--output-len", type=int, default=128)
+    ap.add_argument("--pairs", type=int, default=0,
+                    help="also alternate N single requests of both clients (needs vllm importable here)")
     args = ap.parse_args()
 
     rows = []
     with server(args):
+        if args.pairs:
+            pairs = run_paired(args)
+            o_mean = statistics.mean(p[0] for p in pairs)
+            t_mean = statistics.mean(p[1] for p in pairs)
+            o_med = statistics.median(p[0] for p in pairs)
+            t_med = statistics.median(p[1] for p in pairs)
+            per_pair = [p[1] / p[0] for p in pairs]
+            print("paired, %d alternating requests each: llm_benchmark %.1f tok/s (1/mean TPOT), %.1f (1/median) | "
+                  "vLLM's client %.1f (1/mean), %.1f (1/median) | ratio %.3f (mean), %.3f (median); "
+                  "median per-pair ratio %.3f"
+                  % (len(pairs), 1 / o_mean, 1 / o_med, 1 / t_mean, 1 / t_med, t_mean / o_mean, t_med / o_med,
+                     statistics.median(per_pair)), flush=True)
         for rep in range(args.reps):
             # llm_benchmark runs before and after vllm bench serve, so drift in the host's load
             # (2 shared cores) hits both sides alike; its figures are the mean of the two runs.

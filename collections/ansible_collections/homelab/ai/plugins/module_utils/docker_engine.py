@@ -388,6 +388,19 @@ def check_fingerprint(colons_text, expected):
     return "key fingerprint %s expected, the file holds %s" % (want, ", ".join(found))
 
 
+def verify_key_file(runner, gpg, path, expected):
+    """Run ``gpg --show-keys --with-colons path`` and check ``expected``. Returns a result dict."""
+    if not gpg:
+        return {"ok": False, "fingerprints": [], "error": "gpg is not installed (package gnupg): cannot check %s" % path}
+    rc, out, err = runner([gpg, "--batch", "--show-keys", "--with-colons", path])
+    found = gpg_fingerprints(out)
+    error = check_fingerprint(out, expected) if rc == 0 else "gpg could not read %s (rc=%s): %s" % (
+        path, rc, (err or out or "").strip().splitlines()[-1:] or "no output")
+    if error and rc == 0:
+        error = "%s: %s" % (path, error)
+    return {"ok": error is None, "fingerprints": found, "error": error}
+
+
 def daemon_json_state(text, exists=True):
     """Read /etc/docker/daemon.json text. A missing file is an empty, valid configuration."""
     state = {"exists": bool(exists), "valid": True, "error": None, "keys": [], "runtimes": [],

@@ -170,7 +170,6 @@ def build_payload(params):
         "stream": True,
         "stream_options": {"include_usage": True},
         "ignore_eos": True,
-        "temperature": 0.0,
     }
     if params.get("endpoint", "chat") == "chat":
         payload["messages"] = [{"role": "user", "content": params["prompt"]}]
@@ -348,7 +347,12 @@ def evaluate_gate(metrics, min_tps=None, tolerance=0.1, max_ttft_ms=None, plan=N
             "on the /v1/ location (or send 'X-Accel-Buffering: no')." % (
                 evidence.get("largest_burst_chunks"), evidence.get("arrivals_per_output_token"),
                 evidence.get("ttft_e2e_ratio")))
-    elif quality == "bursty":
+    elif evidence.get("excluded_requests"):
+        warnings.append(
+            "%d request(s) stalled and then delivered all their tokens at once (TTFT >= 90%% of the "
+            "request time, no decode observed): left out of the timing figures. A starved API server "
+            "(CPU contention) or an intermittently buffering proxy does this." % evidence["excluded_requests"])
+    if quality == "bursty" and evidence.get("requests_by_quality", {}).get("bursty"):
         warnings.append(
             "the stream is bursty (%s arrivals per output token, bursts of up to %s chunks): TPOT from the "
             "server's usage count is still valid, but ITL percentiles are not per-token latencies. On a "

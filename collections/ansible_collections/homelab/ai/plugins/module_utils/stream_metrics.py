@@ -270,26 +270,38 @@ def distribution_ms(values_s):
 
 
 def aggregate(records, duration_s):
-    """Benchmark-wide figures over the measured (non-warm-up) requests, as serve.py does."""
+    """Benchmark-wide figures over the measured (non-warm-up) requests, as serve.py does.
+
+    One deviation, for hosts that stall: when fewer than half of the requests look buffered
+    (a stall, then all tokens at once: no decode was observed), those requests are left out of
+    the timing figures and counted in ``excluded_requests``; when half or more look buffered the
+    whole run is ``buffered`` (a proxy holds the stream back) and no rate is meaningful.
+    """
     ok = [r for r in records if r.success]
-    tpots = [r.tpot for r in ok if r.tpot is not None]
-    ttfts = [r.ttft for r in ok]
-    e2els = [r.latency for r in ok]
-    itls = [x for r in ok for x in r.itl]
-    total_out = sum(r.output_tokens or 0 for r in ok)
-    total_in = sum(r.prompt_tokens or 0 for r in ok)
     qualities = {"smooth": 0, "bursty": 0, "buffered": 0}
     evidences = []
+    classified = []
     for r in ok:
         q, ev = r.quality()
         qualities[q] += 1
         evidences.append(ev)
-    worst = None
-    for q in QUALITY_ORDER:
-        if qualities[q]:
-            worst = q
+        classified.append((r, q))
+    excluded = 0
+    timed = ok
+    if ok and qualities["buffered"] * 2 >= len(ok):
+        worst = "buffered"
+    else:
+        timed = [r for r, q in classified if q != "buffered"]
+        excluded = len(ok) - len(timed)
+        worst = "bursty" if (qualities["bursty"] or excluded) else ("smooth" if ok else None)
+    tpots = [r.tpot for r in timed if r.tpot is not None]
+    ttfts = [r.ttft for r in timed]
+    e2els = [r.latency for r in timed]
+    itls = [x for r in timed for x in r.itl]
+    total_out = sum(r.output_tokens or 0 for r in ok)
+    total_in = sum(r.prompt_tokens or 0 for r in ok)
     tpot = distribution_ms(tpots)
-    evidence = {"requests_by_quality": qualities}
+    evidence = {"requests_by_quality": qualities, "excluded_requests": excluded}
     for key in ("chunks_per_output_token", "arrivals_per_output_token", "ttft_e2e_ratio",
                 "largest_burst_chunks"):
         vals = [e[key] for e in evidences if e.get(key) is not None]

