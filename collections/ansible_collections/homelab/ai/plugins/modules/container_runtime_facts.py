@@ -52,7 +52,7 @@ attributes:
 requirements:
   - the docker CLI, or the Docker SDK for Python (C(docker)) when there is no CLI
 author:
-  - homelab.ai contributors
+  - homelab.ai contributors (@homelab-ai)
 """
 
 EXAMPLES = r"""

@@ -41,7 +41,7 @@ attributes:
     platforms: posix
     description: Linux targets, bare metal or WSL2.
 author:
-  - homelab.ai contributors
+  - homelab.ai contributors (@homelab-ai)
 """
 
 EXAMPLES = r"""

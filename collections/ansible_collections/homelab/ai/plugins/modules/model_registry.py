@@ -20,7 +20,7 @@ description:
     I(plans), quantization and context are the planned ones.
   - Writes nothing; write C(content) with M(ansible.builtin.copy), which gives check and diff mode.
 author:
-  - homelab.ai contributors
+  - homelab.ai contributors (@homelab-ai)
 attributes:
   check_mode:
     support: full

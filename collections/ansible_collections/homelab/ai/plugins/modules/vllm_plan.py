@@ -22,7 +22,7 @@ description:
     requested context that does not fit instead of letting vLLM crash on it.
   - Computes only; it changes nothing on the host.
 author:
-  - homelab.ai contributors
+  - homelab.ai contributors (@homelab-ai)
 attributes:
   check_mode:
     support: full

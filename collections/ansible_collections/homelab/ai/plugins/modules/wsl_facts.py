@@ -29,7 +29,7 @@ attributes:
     platforms: posix
     description: Linux targets, WSL or not.
 author:
-  - homelab.ai contributors
+  - homelab.ai contributors (@homelab-ai)
 """
 
 EXAMPLES = r"""

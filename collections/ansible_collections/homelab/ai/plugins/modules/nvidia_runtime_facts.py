@@ -54,7 +54,7 @@ attributes:
     platforms: posix
     description: Linux targets, WSL2 included.
 author:
-  - homelab.ai contributors
+  - homelab.ai contributors (@homelab-ai)
 """
 
 EXAMPLES = r"""

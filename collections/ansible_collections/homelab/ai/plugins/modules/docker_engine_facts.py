@@ -64,7 +64,7 @@ attributes:
     platforms: posix
     description: Debian/Ubuntu targets, WSL2 included.
 author:
-  - homelab.ai contributors
+  - homelab.ai contributors (@homelab-ai)
 """
 
 EXAMPLES = r"""
