@@ -209,6 +209,8 @@ def main():
                   % (rep, row["ours_tps_mean"], row["ours_tps_median"], row["quality"], row["ours_ttft"],
                      row["vllm_tps_mean"], row["vllm_tps_median"], row["vllm_ttft"], row["ratio_mean"],
                      row["ratio_median"]), flush=True)
+    if not rows:
+        return
     med_mean = statistics.median(r["ratio_mean"] for r in rows)
     med_median = statistics.median(r["ratio_median"] for r in rows)
     print("median over %d reps: ratio llm_benchmark / vllm bench serve = %.3f (1/mean TPOT), %.3f (1/median TPOT)"
