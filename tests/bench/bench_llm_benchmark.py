@@ -87,7 +87,7 @@ def run_paired(args):
     vLLM's request function (vllm/benchmarks/lib/endpoint_request_func.py,
     async_request_openai_chat_completions) and serve.py's TPOT formula, imported from the vllm
     package in this interpreter; each pair runs back to back (order alternating), so host-load
-    drift cancels. Returns per-pair TPOTs (seconds) for both clients.
+    drift cancels. Returns per-pair ((tpot, ttft) ours, (tpot, ttft) vLLM's), in seconds.
     """
     import asyncio
 
@@ -112,13 +112,13 @@ def run_paired(args):
         out = loop.run_until_complete(async_request_openai_chat_completions(inp, session))
         if not out.success:
             raise RuntimeError(out.error)
-        return (out.latency - out.ttft) / (out.output_tokens - 1)  # serve.py calculate_metrics
+        return (out.latency - out.ttft) / (out.output_tokens - 1), out.ttft  # serve.py calculate_metrics
 
     def ours():
         rec = lb.stream_request(ep, path, payload, conn=conn)
         if not rec.success:
             raise RuntimeError(rec.error)
-        return rec.tpot
+        return rec.tpot, rec.ttft
 
     ours(), theirs()  # warm-up, not counted
     pairs = []
@@ -175,11 +175,14 @@ def main():
     with server(args):
         if args.pairs:
             pairs = run_paired(args)
-            o_mean = statistics.mean(p[0] for p in pairs)
-            t_mean = statistics.mean(p[1] for p in pairs)
-            o_med = statistics.median(p[0] for p in pairs)
-            t_med = statistics.median(p[1] for p in pairs)
-            per_pair = [p[1] / p[0] for p in pairs]
+            o_mean = statistics.mean(p[0][0] for p in pairs)
+            t_mean = statistics.mean(p[1][0] for p in pairs)
+            o_med = statistics.median(p[0][0] for p in pairs)
+            t_med = statistics.median(p[1][0] for p in pairs)
+            per_pair = [p[1][0] / p[0][0] for p in pairs]
+            print("paired TTFT median: llm_benchmark %.1f ms, vLLM's client %.1f ms"
+                  % (1000 * statistics.median(p[0][1] for p in pairs),
+                     1000 * statistics.median(p[1][1] for p in pairs)))
             print("paired, %d alternating requests each: llm_benchmark %.1f tok/s (1/mean TPOT), %.1f (1/median) | "
                   "vLLM's client %.1f (1/mean), %.1f (1/median) | ratio %.3f (mean), %.3f (median); "
                   "median per-pair ratio %.3f"
