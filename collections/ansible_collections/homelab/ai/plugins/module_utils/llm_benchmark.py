@@ -26,6 +26,7 @@ import time
 from urllib.parse import urlsplit
 
 from ansible_collections.homelab.ai.plugins.module_utils.stream_metrics import (
+    BUFFERED_MAX_ARRIVALS,
     RequestRecord,
     SSEParser,
     StreamError,
@@ -341,17 +342,19 @@ def evaluate_gate(metrics, min_tps=None, tolerance=0.1, max_ttft_ms=None, plan=N
             metrics["failed"], metrics["failed"] + metrics["completed"]))
     if quality == "buffered":
         failures.append(
-            "the stream is buffered: tokens arrived in bursts of up to %s chunks (%s arrivals per output "
-            "token, first token at %s of the request time), so no per-token rate can be measured. "
-            "Something between client and vLLM buffers the response: for nginx set 'proxy_buffering off' "
-            "on the /v1/ location (or send 'X-Accel-Buffering: no')." % (
-                evidence.get("largest_burst_chunks"), evidence.get("arrivals_per_output_token"),
-                evidence.get("ttft_e2e_ratio")))
+            "the stream is buffered: no decode could be observed (requests by class %s; median %s arrivals "
+            "per output token, bursts of up to %s chunks, first token at %s of the request time), so no "
+            "per-token rate can be measured. Something between client and vLLM holds the response back: "
+            "for nginx set 'proxy_buffering off' on the /v1/ location (or send 'X-Accel-Buffering: no'); "
+            "if the tokens came one by one but all at the end, the API server was starved of CPU." % (
+                evidence.get("requests_by_quality"), evidence.get("arrivals_per_output_token"),
+                evidence.get("largest_burst_chunks"), evidence.get("ttft_e2e_ratio")))
     elif evidence.get("excluded_requests"):
         warnings.append(
-            "%d request(s) stalled and then delivered all their tokens at once (TTFT >= 90%% of the "
-            "request time, no decode observed): left out of the timing figures. A starved API server "
-            "(CPU contention) or an intermittently buffering proxy does this." % evidence["excluded_requests"])
+            "%d request(s) showed no decode (tokens held back, then delivered at once: first token after "
+            ">= 90%% of the request time, or in at most %d arrivals): left out of the timing figures. A "
+            "starved API server (CPU contention) or an intermittently buffering proxy does this."
+            % (evidence["excluded_requests"], BUFFERED_MAX_ARRIVALS))
     if quality == "bursty" and evidence.get("requests_by_quality", {}).get("bursty"):
         warnings.append(
             "the stream is bursty (%s arrivals per output token, bursts of up to %s chunks): TPOT from the "

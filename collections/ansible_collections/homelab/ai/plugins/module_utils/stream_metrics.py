@@ -44,6 +44,9 @@ BUFFERED_TTFT_E2E_RATIO = 0.9
 MIN_TOKENS_TO_CLASSIFY = 16
 
 QUALITY_ORDER = ("smooth", "bursty", "buffered")
+# Per request there is a fourth class, "stalled": the first token came after >= 90% of the request
+# time although the messages arrived one by one (a starved API server holding them back). Such a
+# request shows no decode; it is left out of the timing figures (see aggregate()).
 
 
 class SSEParser:
@@ -182,7 +185,7 @@ class RequestRecord:
         return count
 
     def quality(self):
-        """Classify this request's stream: smooth, bursty or buffered, with the evidence."""
+        """Classify this request's stream: smooth, bursty, stalled or buffered, with the evidence."""
         n = self.output_tokens or 0
         arrivals = self.arrivals()
         ratio = (self.ttft / self.latency) if self.latency else None
@@ -213,8 +216,10 @@ class RequestRecord:
         }
         if n < MIN_TOKENS_TO_CLASSIFY:
             return "smooth", evidence
-        if arrivals <= BUFFERED_MAX_ARRIVALS or (ratio is not None and ratio >= BUFFERED_TTFT_E2E_RATIO):
-            return "buffered", evidence
+        if arrivals <= BUFFERED_MAX_ARRIVALS:
+            return "buffered", evidence  # the bytes came grouped: something held the stream back
+        if ratio is not None and ratio >= BUFFERED_TTFT_E2E_RATIO:
+            return "stalled", evidence  # separate messages, but all at the very end: no decode seen
         if arrivals / n < BURSTY_ARRIVALS_PER_TOKEN:
             return "bursty", evidence
         return "smooth", evidence
@@ -271,13 +276,13 @@ def distribution_ms(values_s):
 def aggregate(records, duration_s):
     """Benchmark-wide figures over the measured (non-warm-up) requests, as serve.py does.
 
-    One deviation, for hosts that stall: when fewer than half of the requests look buffered
-    (a stall, then all tokens at once: no decode was observed), those requests are left out of
-    the timing figures and counted in ``excluded_requests``; when half or more look buffered the
-    whole run is ``buffered`` (a proxy holds the stream back) and no rate is meaningful.
+    One deviation, for hosts that stall: requests that showed no decode (stalled, or buffered
+    while fewer than half are) are left out of the timing figures and counted in
+    ``excluded_requests``. When half or more are buffered, or no request is left, the whole run
+    is ``buffered`` and no rate is meaningful.
     """
     ok = [r for r in records if r.success]
-    qualities = {"smooth": 0, "bursty": 0, "buffered": 0}
+    qualities = {"smooth": 0, "bursty": 0, "stalled": 0, "buffered": 0}
     evidences = []
     classified = []
     for r in ok:
@@ -285,14 +290,16 @@ def aggregate(records, duration_s):
         qualities[q] += 1
         evidences.append(ev)
         classified.append((r, q))
-    excluded = 0
-    timed = ok
-    if ok and qualities["buffered"] * 2 >= len(ok):
-        worst = "buffered"
+    timed = [r for r, q in classified if q not in ("buffered", "stalled")]
+    excluded = len(ok) - len(timed)
+    if ok and (qualities["buffered"] * 2 >= len(ok) or not timed):
+        worst = "buffered"  # a proxy holds the stream back, or no request showed any decode
+        timed = ok
+        excluded = 0
+    elif ok:
+        worst = "bursty" if (qualities["bursty"] or excluded) else "smooth"
     else:
-        timed = [r for r, q in classified if q != "buffered"]
-        excluded = len(ok) - len(timed)
-        worst = "bursty" if (qualities["bursty"] or excluded) else ("smooth" if ok else None)
+        worst = None
     tpots = [r.tpot for r in timed if r.tpot is not None]
     ttfts = [r.ttft for r in timed]
     e2els = [r.latency for r in timed]
