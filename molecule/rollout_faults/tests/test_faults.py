@@ -7,6 +7,7 @@ over HTTP (directly and through the dashboard), on the same container and image.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -56,7 +57,8 @@ def run_fault(*extra, env=None, **extra_vars):
            "-e", json.dumps(extra_vars), *extra]
     full_env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
                     ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"), ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-                    ANSIBLE_NOCOLOR="1", **(env or {}))
+                    ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+                    ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", **(env or {}))
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=str(ROOT))
     return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start
@@ -95,11 +97,15 @@ def before():
             "dashboard": deployed("homelab-dashboard")}
 
 
-def assert_unchanged(before):
+def assert_unchanged(before, tag_kept=True):
+    """The same container (same image) still runs and serves; for a failed build the tag kept
+    its image too. (A rollout fault may legitimately rebuild first when the base image changed.)"""
     after = deployed("homelab-image-server")
     assert after["status"] == "running"
+    assert after["id"] == before["container"]["id"]
     assert after["image"] == before["container"]["image"]
-    assert image_id("homelab/image-server:latest") == before["tag"]
+    if tag_kept:
+        assert image_id("homelab/image-server:latest") == before["tag"]
     assert deployed("homelab-dashboard")["id"] == before["dashboard"]["id"]
     assert_serving()
 
@@ -129,11 +135,16 @@ def test_crash_loop_is_rolled_back_within_the_timeout(marker, before):
                                  image_server_health_timeout=timeout, image_server_stable_seconds=5)
     assert rc != 0, out[-3000:]
     assert "no diffusers model at /models/does-not-exist" in out, out[-3000:]  # the last log lines
-    print(f"crash loop detected and rolled back in {elapsed:.0f} s (health_timeout {timeout} s)")
-    assert elapsed < timeout + 120
+    # profile_tasks prints each task's time, also after a failure: the rollout task alone
+    # (a rebuild before it, e.g. after a base image change, does not count)
+    rollout = re.search(r"image_server : Roll out the image server.*?-+ ([0-9.]+)s", out)
+    assert rollout, out[-2000:]
+    seconds = float(rollout.group(1))
+    print(f"crash loop detected and rolled back in {seconds:.0f} s (health_timeout {timeout} s; run {elapsed:.0f} s)")
+    assert seconds < timeout + 60
     env = sh("docker", "inspect", "--format", "{{json .Config.Env}}", "homelab-image-server").stdout
     assert "IMAGE_SERVER_MODEL=/models/tiny-sd" in env
-    assert_unchanged(before)
+    assert_unchanged(before, tag_kept=False)
 
 
 def test_failing_dockerfile_step_is_a_clear_error(marker, before):
