@@ -45,7 +45,8 @@ def run_ours(args):
     })
     return {"mean_tpot_ms": res["tpot_ms"]["mean"], "median_tpot_ms": res["tpot_ms"]["median"],
             "ttft_ms": res["ttft_ms"]["median"], "quality": res["stream_quality"],
-            "completed": res["completed"], "output_tokens": res["total_output_tokens"]}
+            "completed": res["completed"], "output_tokens": res["total_output_tokens"],
+            "prompt_tokens": res["total_input_tokens"] // max(1, res["completed"])}
 
 
 def run_vllm_bench(args, rep):
@@ -165,7 +166,12 @@ def main():
     ap.add_argument("--vllm", default="vllm")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--num-prompts", type=int, default=5)
-    ap.add_argument("--input-len", type=int, default=32)
+    ap.add_argument("--input-len", type=int, default=0,
+                    help="vllm bench's --random-input-len; 0 (default) matches llm_benchmark's prompt length "
+                         "(its usage.prompt_tokens minus the chat template's tokens), since decode cost grows "
+                         "with context")
+    ap.add_argument("--template-tokens", type=int, default=10,
+                    help="tokens the chat template adds around the prompt (tiny-qwen2: 10)")
     ap.add_argument("--output-len", type=int, default=128)
     ap.add_argument("--pairs", type=int, default=0,
                     help="also alternate N single requests of both clients (needs vllm importable here)")
@@ -192,6 +198,10 @@ def main():
             # llm_benchmark runs before and after vllm bench serve, so drift in the host's load
             # (2 shared cores) hits both sides alike; its figures are the mean of the two runs.
             before = run_ours(args)
+            if not args.input_len:
+                args.input_len = max(1, before["prompt_tokens"] - args.template_tokens)
+                print("vllm bench --random-input-len %d (llm_benchmark's prompt: %d tokens with the template)"
+                      % (args.input_len, before["prompt_tokens"]), flush=True)
             theirs = run_vllm_bench(args, rep)
             after = run_ours(args)
             ours = {"mean_tpot_ms": (before["mean_tpot_ms"] + after["mean_tpot_ms"]) / 2,
