@@ -187,7 +187,7 @@ def test_dashboard_serves_without_its_vllm_upstream():
         assert deployed("homelab-dashboard")["status"] == "running"
     finally:
         sh("docker", "start", "homelab-vllm-standin")
-    for _ in range(30):  # per-request resolution: it comes back without touching nginx
+    for _ in range(60):  # per-request resolution (valid=10s): it comes back without touching nginx
         if http(DASHBOARD + "/v1/models", timeout=10)[0] == 200:
             break
         time.sleep(1)
@@ -196,6 +196,9 @@ def test_dashboard_serves_without_its_vllm_upstream():
 
 
 def test_streamed_responses_pass_through_unbuffered():
+    """SSE through /v1/ arrives chunk by chunk with X-Accel-Buffering: no. Known limit: this
+    also passed with `proxy_buffering on` (nginx forwards what it has read for small chunked
+    bodies), so the directives themselves are pinned by tests/dashboard/test_nginx_template.py."""
     if deployed("homelab-vllm-standin")["status"] != "running":
         pytest.skip("no stand-in: the smoke_test role measures streaming against the real vLLM")
     req = urllib.request.Request(DASHBOARD + "/v1/chat/completions", method="POST",
