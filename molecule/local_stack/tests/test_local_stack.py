@@ -1,0 +1,144 @@
+"""What the local profile serves after converge + idempotence, checked from the outside."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[3]
+STATE = Path("/var/lib/homelab")
+OUT = PROJECT / "out" / "local_stack"
+CONTAINERS = {"homelab-vllm": "homelab/vllm-cpu:0.32.0",
+              "homelab-image-server": "homelab/image-server:latest",
+              "homelab-dashboard": "homelab/dashboard:latest"}
+
+
+def docker_json(*args):
+    return json.loads(subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout)
+
+
+def api_key():
+    return (STATE / "secrets" / "vllm_api_key").read_text().strip()
+
+
+def get(url, headers=None, timeout=30):
+    req = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return resp.status, resp.read()
+
+
+@pytest.mark.parametrize("name,image", sorted(CONTAINERS.items()))
+def test_container_runs_the_image_the_build_produced(name, image):
+    container = docker_json("inspect", name)[0]
+    built = docker_json("image", "inspect", image)[0]
+    assert container["State"]["Status"] == "running"
+    assert container["State"]["Health"]["Status"] == "healthy"
+    # The container runs exactly the image ID the tag points at now, and that image carries the
+    # inputs hash of an explicit build (the compose no-op lesson).
+    assert container["Image"] == built["Id"]
+    assert built["Config"]["Labels"].get("homelab.ai.inputs-hash")
+    assert container["HostConfig"].get("Privileged") is False
+
+
+def test_image_server_and_dashboard_run_as_non_root():
+    for name in ("homelab-image-server", "homelab-dashboard"):
+        uid = subprocess.run(["docker", "exec", name, "id", "-u"], check=True, capture_output=True, text=True).stdout
+        assert uid.strip() != "0", name
+
+
+def test_dashboard_proxies_models_with_the_key():
+    status, body = get("http://127.0.0.1:8080/v1/models", {"Authorization": "Bearer " + api_key()})
+    assert status == 200
+    assert [m["id"] for m in json.loads(body)["data"]] == ["tiny-qwen2"]
+
+
+def test_vllm_refuses_requests_without_the_key():
+    with pytest.raises(urllib.error.HTTPError) as err:
+        get("http://127.0.0.1:8000/v1/models")
+    assert err.value.code == 401
+
+
+def test_dashboard_streams_unbuffered():
+    """Tokens must arrive spread over time through nginx, not in one lump at the end."""
+    payload = json.dumps({"model": "tiny-qwen2", "max_tokens": 96, "ignore_eos": True, "stream": True,
+                          "messages": [{"role": "user", "content": "count"}]}).encode()
+    req = urllib.request.Request("http://127.0.0.1:8080/v1/chat/completions", data=payload,
+                                 headers={"Authorization": "Bearer " + api_key(), "Content-Type": "application/json"})
+    arrivals = []
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        assert resp.headers.get("Content-Type", "").startswith("text/event-stream")
+        while True:
+            line = resp.readline()
+            if not line:
+                break
+            if line.startswith(b"data: {"):
+                arrivals.append(time.monotonic())
+    assert len(arrivals) >= 48, "expected one SSE event per token, got %d" % len(arrivals)
+    # A buffering proxy delivers everything at once: the spread would be ~0.
+    assert arrivals[-1] - arrivals[0] > 0.05
+
+
+def test_models_json_has_the_planned_values():
+    plan = json.loads((STATE / "status" / "plan.json").read_text())
+    models = json.loads((STATE / "vllm" / "models.json").read_text())
+    entry = models["tiny-qwen2"]
+    assert entry["source"] == "/models/tiny-qwen2"
+    assert plan["max_model_len"] == 2048 and entry["default_context"] == 2048
+    assert plan["device"] == "cpu"
+
+
+def test_secret_files_are_private():
+    secrets = STATE / "secrets"
+    assert oct(secrets.stat().st_mode & 0o777) == "0o700"
+    files = [p for p in secrets.rglob("*") if p.is_file()]
+    assert files, "the API key file should be there"
+    for path in files:
+        assert oct(path.stat().st_mode & 0o777) == "0o600", path
+
+
+def test_secret_never_in_ansible_output():
+    """A verbose check-mode run over the deployed stack must not print the API key."""
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=str(PROJECT / "collections"))
+    proc = subprocess.run(["ansible-playbook", "-i", str(PROJECT / "inventories/local"), str(PROJECT / "site.yml"),
+                           "--check", "--diff", "-v"], capture_output=True, text=True, env=env, cwd=PROJECT, timeout=1200)
+    out = proc.stdout + proc.stderr
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "check-run.log").write_text(out)
+    assert proc.returncode == 0, out[-4000:]
+    assert api_key() not in out
+    assert re.search(r"localhost\s*:\s*ok=\d+\s+changed=0\s", out), "the deployed stack should need no change"
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert exe, "Debian's chromium is installed by scripts/setup.sh"
+    return exe
+
+
+def run_chromium(chromium, *args):
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--user-data-dir=%s" % (OUT / "chromium-profile"), "--virtual-time-budget=8000"]
+    return subprocess.run(base + list(args), capture_output=True, text=True, timeout=120)
+
+
+def test_status_page_in_a_real_browser(chromium):
+    """The rendered page (after its JavaScript ran) shows the model, its plan and the last tok/s."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    smoke = json.loads((STATE / "status" / "smoke.json").read_text())
+    dom = run_chromium(chromium, "--dump-dom", "http://127.0.0.1:8080/").stdout
+    (OUT / "status-page.html").write_text(dom)
+    assert "tiny-qwen2" in dom
+    assert "max_model_len" in dom and "2048" in dom
+    assert "decode_tokens_per_second" in dom
+    assert str(smoke["decode_tokens_per_second"])[:4] in dom
+    shot = OUT / "status-page.png"
+    run_chromium(chromium, "--screenshot=%s" % shot, "--window-size=1200,1400", "http://127.0.0.1:8080/")
+    assert shot.exists() and shot.stat().st_size > 10_000
