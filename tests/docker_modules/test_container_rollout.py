@@ -117,3 +117,16 @@ def test_errors_are_explained(prefix, images):
 
     res = rollout(prefix, images["good"], ports=["not-a-port"])
     assert res.get("failed") and "not-a-port" in res["msg"]
+
+
+def test_check_mode_previews_a_pull_on_a_fresh_host(prefix):
+    # The gaming host's check run: the image the real run would pull is not there yet.
+    missing = prefix + "-svc:to-be-pulled"
+    res = rollout(prefix + "-p", missing, pull=True, _check=True)
+    assert not res.get("failed"), res
+    assert res["changed"] is True
+    assert any("would pull " + missing in a for a in res["actions"]), res["actions"]
+    assert docker("ps", "-a", "-q", "-f", "name=^%s-p-svc$" % prefix) == ""
+    # Without pull the same preview is an error naming the fix, as for a real run.
+    res = rollout(prefix + "-p", missing, _check=True)
+    assert res.get("failed") and "not found" in res["msg"]

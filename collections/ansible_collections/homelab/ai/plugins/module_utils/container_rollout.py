@@ -518,9 +518,9 @@ class Rollout:
         if image is None and self.p.get("pull") and self.check_mode:
             # A fresh host in check mode: nothing to compare against yet, the real run pulls first.
             self.act("would pull %s and create %s from it" % (self.p["image"], self.name))
+            diff = {"before": {"state": "absent"}, "after": {"state": "started", "image": self.p["image"]}}
             return {"changed": True, "actions": self.actions, "previous_image_id": None, "rolled_back": False,
-                    "container": None, "diff": {"before": {"state": "absent"},
-                             "after": {"state": "started", "image": self.p["image"]}}}
+                    "container": None, "diff": diff}
         if image is None:
             raise HomelabDockerError(
                 "Image %s not found on the Docker host (pull is %s): build it first (homelab.ai.image_build) "
