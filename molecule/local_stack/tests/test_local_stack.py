@@ -103,7 +103,7 @@ def test_secret_files_are_private():
 
 def test_secret_never_in_ansible_output():
     """A verbose check-mode run over the deployed stack must not print the API key."""
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
                ANSIBLE_COLLECTIONS_PATH=str(PROJECT / "collections"))
     proc = subprocess.run(["ansible-playbook", "-i", str(PROJECT / "inventories/local"), str(PROJECT / "site.yml"),
                            "--check", "--diff", "-v"], capture_output=True, text=True, env=env, cwd=PROJECT, timeout=1200)

@@ -240,7 +240,7 @@ def wsl_kernel_allows_pinning(wsl):
     kernel release decides here; unknown counts as too old, as in vLLM.
     """
     release = str(wsl.get("kernel_release") or "")
-    parts = release.split("-")[0].split(".")
+    parts = release.split("-", maxsplit=1)[0].split(".")
     try:
         return tuple(int(x) for x in parts[:3]) >= (4, 19, 121)
     except ValueError:
@@ -581,7 +581,7 @@ def _gpu_plan(entry, gpus, wsl, feats, requested, util, min_tps, allow_offload, 
         warnings += rwarn
     env = dict(base_env)
     env.update(chosen["env"])
-    explanation += [w for w in chosen["why"][1:]]
+    explanation += list(chosen["why"][1:])
     if not feats["cudagraph_memory_in_kv_budget"] and not chosen["enforce_eager"]:
         head = budget.total_gib * (1 - util) - budget.others_gib
         if head < budget.graph_gib:

@@ -47,6 +47,7 @@ attributes:
     support: none
     description: Nothing is changed, so there is nothing to diff.
   platform:
+    support: full
     platforms: posix
     description: Linux targets, WSL2 included.
 requirements:

@@ -61,6 +61,7 @@ attributes:
     support: none
     description: Changes nothing.
   platform:
+    support: full
     platforms: posix
     description: Debian/Ubuntu targets, WSL2 included.
 author:
@@ -124,14 +125,14 @@ def main():
             conflicting_packages=dict(type="list", elements="str", default=list(de.CONFLICTING_PACKAGES)),
             remove_conflicting=dict(type="bool", default=False),
             verify_key_file=dict(type="path"),
-            verify_key_fingerprint=dict(type="str"),
+            verify_key_fingerprint=dict(type="str", no_log=False),
         ),
         required_together=[("verify_key_file", "verify_key_fingerprint")],
         supports_check_mode=True,
     )
     p = module.params
     if p["verify_key_file"]:
-        result = de.verify_key_file(lambda args: module.run_command(args), module.get_bin_path("gpg"),
+        result = de.verify_key_file(module.run_command, module.get_bin_path("gpg"),
                                     p["verify_key_file"], p["verify_key_fingerprint"])
         if not result["ok"]:
             module.fail_json(msg="apt key check failed: %s. Check the key URL and fingerprint variables." % result["error"],

@@ -38,6 +38,7 @@ attributes:
     support: none
     description: Nothing is changed, so there is nothing to diff.
   platform:
+    support: full
     platforms: posix
     description: Linux targets, bare metal or WSL2.
 author:

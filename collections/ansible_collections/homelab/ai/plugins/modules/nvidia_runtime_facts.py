@@ -51,6 +51,7 @@ attributes:
     support: none
     description: Changes nothing.
   platform:
+    support: full
     platforms: posix
     description: Linux targets, WSL2 included.
 author:
@@ -90,14 +91,14 @@ def main():
             daemon_json_before=dict(type="str"),
             probe=dict(type="dict"),
             verify_key_file=dict(type="path"),
-            verify_key_fingerprint=dict(type="str"),
+            verify_key_fingerprint=dict(type="str", no_log=False),
         ),
         required_together=[("verify_key_file", "verify_key_fingerprint")],
         supports_check_mode=True,
     )
     p = module.params
     if p["verify_key_file"]:
-        result = de.verify_key_file(lambda args: module.run_command(args), module.get_bin_path("gpg"),
+        result = de.verify_key_file(module.run_command, module.get_bin_path("gpg"),
                                     p["verify_key_file"], p["verify_key_fingerprint"])
         if not result["ok"]:
             module.fail_json(msg="apt key check failed: %s. Check the key URL and fingerprint variables." % result["error"],

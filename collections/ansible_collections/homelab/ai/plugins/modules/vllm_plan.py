@@ -181,7 +181,7 @@ def main():
             vllm_version=dict(type="str", required=True),
             max_model_len=dict(type="str"),
             gpu_memory_utilization=dict(type="float", default=0.9),
-            min_tokens_per_second=dict(type="float"),
+            min_tokens_per_second=dict(type="float", no_log=False),
             max_num_seqs=dict(type="int"),
             allow_cpu_offload=dict(type="bool", default=False),
             pcie_gbps=dict(type="float", default=25.0),
