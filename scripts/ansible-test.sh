@@ -8,6 +8,6 @@ cmd="$1"; shift
 py="$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 case "$cmd" in
   sanity) exec ansible-test sanity --venv --python "$py" --color no "$@" ;;
-  units)  exec ansible-test units --venv --python "$py" --color no "$@" ;;
+  units)  exec ansible-test units --venv --requirements --python "$py" --color no "$@" ;;
   *) die "usage: $0 sanity|units [ansible-test options]" ;;
 esac

@@ -85,8 +85,7 @@ TEST_IMAGE = "homelab-test-gaming:bookworm"
 @pytest.fixture(scope="session")
 def host_image():
     """The base image plus python3-apt, which Ubuntu ships and apt's check mode needs (built once)."""
-    if not docker_ok():
-        pytest.skip("needs the Docker daemon and %s (scripts/setup.sh)" % BASE_IMAGE)
+    assert docker_ok(), "needs the Docker daemon and %s: run scripts/setup.sh" % BASE_IMAGE
     if subprocess.run(["docker", "image", "inspect", TEST_IMAGE], capture_output=True).returncode != 0:
         name = "homelab-gaming-build-%s" % uuid.uuid4().hex[:8]
         try:
