@@ -30,6 +30,12 @@ def test_resolver_and_upstream_variables():
     assert "set $image_server_upstream ${IMAGE_SERVER_UPSTREAM};" in _location("/image/")
 
 
+def test_a_dead_upstream_fails_fast():
+    # Seen in CI: a stopped upstream's cached address made /v1/ hang for nginx's default 60 s.
+    match = re.search(r"^\s*proxy_connect_timeout (\d+)s;", TEMPLATE, re.M)
+    assert match and int(match.group(1)) <= 10
+
+
 def test_stream_routes_are_unbuffered():
     for path in ("/v1/", "/image/"):
         block = _location(path)
