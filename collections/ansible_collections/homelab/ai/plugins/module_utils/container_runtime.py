@@ -20,6 +20,8 @@ import glob
 import json
 import os
 
+from ansible_collections.homelab.ai.plugins.module_utils.nvidia_smi import first_line
+
 CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
 DOCKER_DESKTOP_WSL_DIR = "/mnt/wsl/docker-desktop"
 
@@ -30,14 +32,6 @@ def which(name, path_env=None):
         if directory and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return None
-
-
-def _first_line(out, err):
-    for text in (err, out):
-        for line in (text or "").splitlines():
-            if line.strip():
-                return line.strip()
-    return "no output"
 
 
 def parse_info(info):
@@ -89,11 +83,11 @@ def query_cli(runner, docker):
             client_version = None
     rc, out, err = runner([docker, "info", "--format", "{{json .}}"])
     if rc != 0:
-        return None, client_version, "docker info failed (rc=%s): %s" % (rc, _first_line(out, err))
+        return None, client_version, "docker info failed (rc=%s): %s" % (rc, first_line(out, err))
     try:
         info = json.loads(out)
     except ValueError as exc:
-        return None, client_version, "docker info printed no JSON (%s): %s" % (exc, _first_line(out, err))
+        return None, client_version, "docker info printed no JSON (%s): %s" % (exc, first_line(out, err))
     # The CLI prints the client part even when the daemon is down, with ServerErrors.
     errors = info.get("ServerErrors") or []
     if errors or not info.get("ServerVersion"):
@@ -130,7 +124,7 @@ def probe_gpu_container(runner, docker, image, timeout_cmd=None, timeout=60):
         "image": image,
         "rc": rc,
         "output": (out or "").strip()[-2000:],
-        "error": None if ok else _first_line(out, err),
+        "error": None if ok else first_line(out, err),
     }
 
 

@@ -265,7 +265,7 @@ def gather(runner, nvidia_smi_path=None, path_env=None, executable=None):
         if kind == "no_driver":
             reason = ("%s cannot talk to the NVIDIA driver (%s); load the driver (bare metal) or "
                       "update the Windows NVIDIA driver and run `wsl --shutdown` (WSL2)"
-                      % (path, _first_line(out, err)))
+                      % (path, first_line(out, err)))
         elif kind == "timeout":
             reason = ("%s did not answer in time (rc=%s); it hangs on some WSL2 builds: update the "
                       "Windows NVIDIA driver and WSL (`wsl --update`)" % (path, rc))
@@ -273,7 +273,7 @@ def gather(runner, nvidia_smi_path=None, path_env=None, executable=None):
             reason = ("%s crashed (rc=%s, e.g. segmentation fault seen on some WSL2 driver builds); "
                       "update or roll back the Windows NVIDIA driver" % (path, rc))
         else:
-            reason = "%s failed (rc=%s): %s" % (path, rc, _first_line(out, err))
+            reason = "%s failed (rc=%s): %s" % (path, rc, first_line(out, err))
         return [], summarise([], path, warnings, reason)
     if table["driver_version"] and table["cuda_version"] is None:
         warnings.append("nvidia-smi reports no usable CUDA version (header shows e.g. 'ERR!'); "
@@ -300,7 +300,7 @@ def gather(runner, nvidia_smi_path=None, path_env=None, executable=None):
                 warnings.append("nvidia-smi does not know the field %s; queried without it" % bad)
             continue
         warnings.append("nvidia-smi --query-gpu failed (rc=%s): %s; using the table instead"
-                        % (rc, _first_line(out, err)))
+                        % (rc, first_line(out, err)))
         break
 
     if rows is not None:
@@ -322,7 +322,8 @@ def gather(runner, nvidia_smi_path=None, path_env=None, executable=None):
     return gpus, summarise(gpus, path, warnings)
 
 
-def _first_line(out, err):
+def first_line(out, err):
+    """The first non-blank line of stderr, else stdout: what a failed command said, in one line."""
     for text in (err, out):
         for line in (text or "").splitlines():
             if line.strip():
