@@ -9,8 +9,6 @@ import json
 import shutil
 import subprocess
 
-import pytest
-
 from ansible_collections.homelab.ai.plugins.module_utils import container_runtime as cr
 from ansible_collections.homelab.ai.tests.unit.plugins.module_utils.fixtures.loader import fixture_path
 
