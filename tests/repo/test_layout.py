@@ -53,3 +53,20 @@ def test_readme_test_command_is_what_ci_runs():
     test_cmd = blocks[1].strip().splitlines()[-1]
     assert "scripts/test.sh" in test_cmd and "scripts/test.sh" in ci
     assert "scripts/deploy.sh" in blocks[0]
+
+
+def test_requirements_yml_matches_what_the_suite_uses():
+    """Galaxy users get what CI tests: each collection in requirements.yml is the one setup.sh
+    extracted from the pinned ansible wheel, at a version inside the declared range."""
+    import json
+
+    from ansible.galaxy.dependency_resolution.versioning import meets_requirements
+
+    wanted = _yaml(REPO_ROOT / "requirements.yml")["collections"]
+    assert wanted, "requirements.yml lists no collections"
+    for entry in wanted:
+        namespace, name = entry["name"].split(".")
+        manifest = REPO_ROOT / "collections/ansible_collections" / namespace / name / "MANIFEST.json"
+        assert manifest.is_file(), f"{entry['name']} is not installed: run scripts/setup.sh"
+        version = json.loads(manifest.read_text())["collection_info"]["version"]
+        assert meets_requirements(version, entry["version"]), (entry["name"], version, entry["version"])
