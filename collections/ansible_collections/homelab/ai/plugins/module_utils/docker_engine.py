@@ -518,3 +518,13 @@ def gpu_probe_advice(probe):
                 "'nvidia-smi' in the distro and the Windows driver).")
     return ("unrecognised failure; run 'docker run --rm --gpus all IMAGE nvidia-smi' by hand and compare with "
             "NVIDIA's container toolkit troubleshooting guide.")
+
+
+def exit_with_key_check(module, key_file, fingerprint):
+    """Both facts modules' key-check mode: verify an apt key file's fingerprint with gpg, then end
+    the module run (fail_json naming both fingerprints, or exit_json with the check)."""
+    result = verify_key_file(module.run_command, module.get_bin_path("gpg"), key_file, fingerprint)
+    if not result["ok"]:
+        module.fail_json(msg="apt key check failed: %s. Check the key URL and fingerprint variables." % result["error"],
+                         key_check=result)
+    module.exit_json(changed=False, key_check=result)

@@ -132,12 +132,7 @@ def main():
     )
     p = module.params
     if p["verify_key_file"]:
-        result = de.verify_key_file(module.run_command, module.get_bin_path("gpg"),
-                                    p["verify_key_file"], p["verify_key_fingerprint"])
-        if not result["ok"]:
-            module.fail_json(msg="apt key check failed: %s. Check the key URL and fingerprint variables." % result["error"],
-                             key_check=result)
-        module.exit_json(changed=False, key_check=result)
+        de.exit_with_key_check(module, p["verify_key_file"], p["verify_key_fingerprint"])
 
     docker = which("docker")
     wsl = detect("/")
