@@ -101,3 +101,35 @@ def test_unreachable_daemon_names_socket_and_fix(prefix, ctx):
     res = build(prefix, ctx, docker_host="unix:///nonexistent.sock")
     assert res.get("failed")
     assert "unix:///nonexistent.sock" in res["msg"] and "Start the daemon" in res["msg"]
+
+
+def test_missing_base_is_pulled_once_from_a_real_registry(prefix, tmp_path):
+    """A fresh host has no base image: with pull_missing_bases the build pulls it (a real registry on
+    loopback), a re-run pulls nothing and builds nothing; without it the build fails naming the base;
+    a base the registry does not have fails naming the image and the fix."""
+    from tests.support.registry import LocalRegistry
+
+    with LocalRegistry(tmp_path / "registry") as reg:
+        base = reg.push(BASE_IMAGE, "%s/debian:bookworm" % prefix)
+        assert image_id(base) is None                       # only the registry has it now
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text("FROM %s\nRUN echo built > /built\n" % base)
+        name = prefix + "-pulled:latest"
+
+        refused = run_module("image_build", {"name": name, "path": str(ctx)})
+        assert refused.get("failed") and base in refused["msg"] and "pull_missing_bases" in refused["msg"], refused
+
+        preview = run_module("image_build", {"name": name, "path": str(ctx), "pull_missing_bases": True}, check=True)
+        assert preview["changed"] and preview["pulled_bases"] == [base] and image_id(base) is None, preview
+
+        first = run_module("image_build", {"name": name, "path": str(ctx), "pull_missing_bases": True})
+        assert first["changed"] and first["built"] and first["pulled_bases"] == [base], first
+        assert first["base_images"] == {base: image_id(base)}
+        again = run_module("image_build", {"name": name, "path": str(ctx), "pull_missing_bases": True})
+        assert not again["changed"] and again["pulled_bases"] == [], again
+
+        (ctx / "Dockerfile").write_text("FROM %s\n" % reg.ref("%s/absent:1" % prefix))
+        absent = run_module("image_build", {"name": name, "path": str(ctx), "pull_missing_bases": True})
+        assert absent.get("failed") and "absent:1" in absent["msg"] and "pulling it failed" in absent["msg"], absent
+        docker("image", "rm", "-f", base, check=False)

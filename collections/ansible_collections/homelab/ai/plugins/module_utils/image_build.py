@@ -462,6 +462,41 @@ def _remove_tag(client, ref):
         pass
 
 
+def _inspect_bases(client, refs):
+    """({ref: image ID or "missing"}, [missing refs]) for the Dockerfile's base images."""
+    ids, missing = {}, []
+    for ref in refs:
+        img = inspect_image_or_none(client, ref)
+        if img is None:
+            missing.append(ref)
+            ids[ref] = "missing"
+        else:
+            ids[ref] = img["Id"]
+    return ids, missing
+
+
+def pull_missing_bases(client, refs, dockerfile_full):
+    """Pull each base image that is absent, once; a present base is never re-pulled, so a re-run
+    with the same bases computes the same inputs hash (a fresh host's first run pulls, a second
+    run does nothing). Raises HomelabDockerError naming the image, the registry's answer and the fix."""
+    pulled = []
+    for ref in refs:
+        repo, tag = split_image_ref(ref)
+        try:
+            for chunk in client.pull(repo, tag=tag, stream=True, decode=True):
+                if isinstance(chunk, dict) and chunk.get("error"):
+                    raise HomelabDockerError(chunk["error"])
+        except Exception as exc:
+            detail = getattr(exc, "explanation", None) or getattr(exc, "msg", None) or exc
+            raise HomelabDockerError(
+                "Base image %s named in %s is not on the Docker host and pulling it failed: %s. Check the "
+                "image name and tag, that its registry (or the daemon's registry-mirrors) is reachable from "
+                "the Docker host and logged in, or build/load the image there first."
+                % (ref, dockerfile_full, detail), base_image=ref)
+        pulled.append(ref)
+    return pulled
+
+
 def run_image_build(params, check_mode=False, client_factory=get_client):
     """Do the work of homelab.ai.image_build; return the result dict or raise HomelabDockerError."""
     name = params["name"]
@@ -482,15 +517,11 @@ def run_image_build(params, check_mode=False, client_factory=get_client):
     with open(dockerfile_full, "r") as fh:
         dockerfile_text = fh.read()
     base_refs = base_images_from_dockerfile(dockerfile_text, build_args)
-    base_ids = {}
-    missing = []
-    for ref in base_refs:
-        img = inspect_image_or_none(client, ref)
-        if img is None:
-            missing.append(ref)
-            base_ids[ref] = "missing"
-        else:
-            base_ids[ref] = img["Id"]
+    base_ids, missing = _inspect_bases(client, base_refs)
+    pulled = []
+    if missing and params.get("pull_missing_bases") and not check_mode:
+        pulled = pull_missing_bases(client, missing, dockerfile_full)
+        base_ids, missing = _inspect_bases(client, base_refs)
     entries = collect_context(context, dockerfile_rel)
     inputs_hash = compute_inputs_hash(entries, dockerfile_rel, build_args, target, labels, base_ids)
 
@@ -510,6 +541,7 @@ def run_image_build(params, check_mode=False, client_factory=get_client):
         "log_path": log_path,
         "check": None,
         "base_images": base_ids,
+        "pulled_bases": pulled,
         "context_files": len([e for e in entries if e.kind != "dir"]),
         "diff": {"before": {"inputs_hash": previous_hash, "image_id": previous_id},
                  "after": {"inputs_hash": inputs_hash, "image_id": previous_id}},
@@ -521,14 +553,18 @@ def run_image_build(params, check_mode=False, client_factory=get_client):
     result["diff"]["after"]["image_id"] = "(new image)"
     if check_mode:
         result["image_id"] = None
-        if missing and not params.get("pull"):
+        if missing and params.get("pull_missing_bases"):
+            result["pulled_bases"] = list(missing)
+            result["warnings"] = ["base image(s) %s not present locally: they would be pulled first"
+                                  % ", ".join(missing)]
+        elif missing and not params.get("pull"):
             result["warnings"] = ["base image(s) %s not present locally: the build would fail" % ", ".join(missing)]
         return result
     if missing and not params.get("pull"):
         raise HomelabDockerError(
             "Base image(s) %s named in %s are not present on the Docker host and pull is false: build "
             "or load them first (the local base image comes from scripts/setup.sh / homelab_base_image), "
-            "or set pull: true where a registry is reachable." % (", ".join(missing), dockerfile_full),
+            "or set pull_missing_bases: true where a registry is reachable." % (", ".join(missing), dockerfile_full),
             inputs_hash=inputs_hash, base_images=base_ids)
 
     started = daemon_now(client)

@@ -98,6 +98,16 @@ options:
         homelab; base images must already exist locally (the task fails early naming the missing one).
     type: bool
     default: false
+  pull_missing_bases:
+    description:
+      - Pull each base image named in the Dockerfile's C(FROM) lines that is not present on the Docker
+        host, before the inputs hash is computed. A present base is never re-pulled, so a re-run with the
+        same bases changes nothing. This is how a fresh host gets C(debian:bookworm) or
+        C(pytorch/pytorch:...) without pulling newer bases on every build (that is I(pull)).
+      - In check mode the missing bases are listed in RV(pulled_bases) and nothing is pulled.
+    type: bool
+    default: false
+    version_added: "0.2.0"
   target:
     description:
       - Multi-stage build target stage. Part of the inputs hash.
@@ -192,6 +202,14 @@ base_images:
   returned: always
   type: dict
   sample: {"homelab/debian:bookworm": "sha256:d23b..."}
+pulled_bases:
+  description:
+    - Base images pulled in this run because they were missing (with I(pull_missing_bases)); in check
+      mode, the ones that would be pulled.
+  returned: always
+  type: list
+  elements: str
+  sample: ["debian:bookworm"]
 context_files:
   description: Number of files and links in the build context after C(.dockerignore).
   returned: always
@@ -231,6 +249,7 @@ def main():
             check_timeout=dict(type="int", default=300),
             log_path=dict(type="path"),
             pull=dict(type="bool", default=False),
+            pull_missing_bases=dict(type="bool", default=False),
             target=dict(type="str"),
             network_mode=dict(type="str"),
             timeout=dict(type="int", default=3600),
