@@ -41,11 +41,17 @@ def load_pipeline(model_dir, pipeline_class):
         torch.set_num_threads(threads)
     cls = getattr(diffusers, pipeline_class)
     start = time.monotonic()
-    pipe = cls.from_pretrained(model_dir, local_files_only=True, torch_dtype=torch.float32)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    # fp16 on CUDA halves the pipeline's VRAM (what the vLLM plan's ledger counts for this co-tenant);
+    # CPUs have no fast fp16 path, so float32 there. IMAGE_SERVER_DTYPE overrides.
+    dtype_name = os.environ.get("IMAGE_SERVER_DTYPE", "auto")
+    if dtype_name == "auto":
+        dtype_name = "float16" if device == "cuda" else "float32"
+    pipe = cls.from_pretrained(model_dir, local_files_only=True, torch_dtype=getattr(torch, dtype_name))
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
-    LOG.info("loaded %s from %s on %s in %.1fs", pipeline_class, model_dir, device, time.monotonic() - start)
+    LOG.info("loaded %s from %s on %s (%s) in %.1fs", pipeline_class, model_dir, device, dtype_name,
+             time.monotonic() - start)
     return pipe
 
 
