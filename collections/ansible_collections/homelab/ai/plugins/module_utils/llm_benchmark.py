@@ -314,19 +314,40 @@ def explain(metrics, plan=None, gpu=None, preemptions=None, threshold=None):
             out.append("the GPU facts show %d of %d MiB in use (%d MiB free) when they were gathered: "
                        "memory held by other processes (desktop, games, another container) leaves less "
                        "for weights and KV cache; check nvidia-smi." % (total - free, total, free))
-    predicted = plan.get("predicted_tokens_per_second")
-    if predicted is not None and threshold is not None:
-        try:
-            if float(predicted) < threshold:
-                out.append("the planner itself predicted %.1f tok/s for this plan, below the gate of %.1f: "
-                           "change the plan, not the run." % (float(predicted), threshold))
-        except (TypeError, ValueError):
-            pass
+    out += _plan_speed_explanations(plan, threshold)
     if not out:
         out.append("nothing in the plan explains it: look for GPU clock/thermal throttling or power "
                    "limits (nvidia-smi -q -d PERFORMANCE), other GPU load, or a slow path between client "
                    "and server (run against vLLM directly).")
     return out
+
+
+def _as_float(value):
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _plan_speed_explanations(plan, threshold):
+    """Compare the gate with what the planner EXPECTS (its expectation), not with its ceiling.
+
+    The ceiling (``ceiling_tokens_per_second``; ``predicted_tokens_per_second`` in plans before 0.2)
+    is memory bandwidth / bytes read per token: no run gets there. Only when the expectation is below
+    the gate is the plan itself the cause; a ceiling below the gate means no kernel can make it."""
+    if threshold is None:
+        return []
+    expected = _as_float(plan.get("expected_tokens_per_second"))
+    ceiling = _as_float(plan.get("ceiling_tokens_per_second", plan.get("predicted_tokens_per_second")))
+    if ceiling is not None and ceiling < threshold:
+        return ["even the planner's ceiling for this plan (%.1f tok/s, memory bandwidth / bytes read per "
+                "token) is below the gate of %.1f: no kernel can reach it; change the plan, model or GPU, "
+                "not the run." % (ceiling, threshold)]
+    if expected is not None and expected < threshold:
+        return ["the planner itself expects %.1f tok/s for this plan (ceiling %s), below the gate of %.1f: "
+                "change the plan, not the run." % (expected, "%.1f" % ceiling if ceiling is not None else "unknown",
+                                                   threshold)]
+    return []
 
 
 def evaluate_gate(metrics, min_tps=None, tolerance=0.1, max_ttft_ms=None, plan=None, gpu=None,

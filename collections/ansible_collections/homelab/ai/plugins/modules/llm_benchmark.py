@@ -86,7 +86,8 @@ options:
     description:
       - The deployment plan (as the planner returns it) used to explain a failed gate. Keys read
         C(quantization), C(enforce_eager), C(cpu_offload_gb), C(max_model_len),
-        C(predicted_tokens_per_second), C(engine), C(env).
+        C(expected_tokens_per_second) (what the gate is compared with), C(ceiling_tokens_per_second)
+        (the bandwidth bound; C(predicted_tokens_per_second) in older plans), C(engine), C(env).
     type: dict
   gpu:
     description: GPU facts with C(memory_total) and C(memory_free) (MiB), used to explain a failed gate.

@@ -286,12 +286,12 @@ def test_gate_fails_below_tolerance_and_explains_with_the_plan(replay):
     fx = load_fixture("smooth")
     srv = replay("smooth", slow=1.0)
     plan = {"quantization": "awq", "enforce_eager": True, "cpu_offload_gb": 4, "max_model_len": 16384,
-            "predicted_tokens_per_second": 1.6}
+            "ceiling_tokens_per_second": 4.1, "expected_tokens_per_second": 1.6}
     res = lb.run_benchmark(params(srv.url, fx["model"], min_tokens_per_second=1e6, plan=plan,
                                   gpu={"memory_total_mib": 24576, "memory_free_mib": 8000}))
     assert res["passed"] is False
     text = " ".join(res["gate"]["explanations"])
-    for needle in ("--cpu-offload-gb", "--enforce-eager", "awq_marlin", "predicted 1.6", "MiB in use"):
+    for needle in ("--cpu-offload-gb", "--enforce-eager", "awq_marlin", "ceiling for this plan (4.1", "MiB in use"):
         assert needle in text
     assert "below 900000" in res["gate"]["failures"][0]
     assert "Likely cause" in lb.format_failure(res)
@@ -426,3 +426,14 @@ def test_report_is_written_atomically(tmp_path):
     with open(path) as handle:
         assert json.load(handle) == {"passed": True}
     assert os.listdir(str(tmp_path / "status")) == ["bench.json"]
+
+
+def test_gate_is_compared_with_the_expectation_not_the_ceiling():
+    """Record's case: ceiling 43.6, expected 19.2 tok/s. A gate of 30 is above the expectation (the plan
+    explains it) but below the ceiling; a gate of 10 is explained by neither."""
+    plan = {"ceiling_tokens_per_second": 43.6, "expected_tokens_per_second": 19.2}
+    text = " ".join(lb._plan_speed_explanations(plan, 30.0))
+    assert "expects 19.2 tok/s" in text and "ceiling 43.6" in text
+    assert lb._plan_speed_explanations(plan, 10.0) == []
+    old_plan = {"predicted_tokens_per_second": 5.0}          # plans before 0.2 named the ceiling so
+    assert "ceiling for this plan (5.0" in lb._plan_speed_explanations(old_plan, 17.1)[0]
