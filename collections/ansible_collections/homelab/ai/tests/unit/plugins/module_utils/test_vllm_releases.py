@@ -25,6 +25,15 @@ BOUNDARIES = [
     ("mrv2_requires_uva", "0.29.0", "0.30.0", True),
     ("wsl2_pin_memory_env", "0.23.0", "0.24.0", False),
     ("cudagraph_memory_in_kv_budget", "0.19.0", "0.20.0", False),
+    # vllm/v1/worker/gpu_worker.py determine_available_memory (0.8.5-0.9.0.1) vs init_device snapshot (0.9.1)
+    ("other_processes_in_kv_budget", "0.9.0", "0.9.1", True),
+    ("startup_free_memory_check", "0.9.0", "0.9.1", False),
+    # vllm/engine/arg_utils.py --kv-cache-memory-bytes: absent in 0.10.1.1, present in 0.10.2
+    ("kv_cache_memory_bytes_flag", "0.10.1", "0.10.2", False),
+    # config.py cuda_graph_sizes default min(max_num_seqs * 2, 512) from 0.10.0
+    ("cudagraph_sizes_capped_by_seqs", "0.9.2", "0.10.0", False),
+    # v1/sample/ops/topk_topp_triton.py appears in 0.17.0
+    ("triton_sampler", "0.16.0", "0.17.0", False),
 ]
 
 
@@ -61,7 +70,12 @@ def test_newer_than_read_warns():
 
 
 def test_reasoning_args_per_release():
-    assert vr.reasoning_args("qwen3", "0.8.5")[0] == ["--enable-reasoning", "--reasoning-parser", "deepseek_r1"]
+    # 0.8.5: no qwen3 parser; deepseek_r1 is NOT substituted (deepseek_r1_reasoning_parser.py 0.8.5 L162-163
+    # returns the whole output as reasoning when </think> is absent, i.e. whenever Qwen3's thinking is off)
+    args, warnings = vr.reasoning_args("qwen3", "0.8.5")
+    assert args == []
+    assert "deepseek_r1 is not substituted" in warnings[0] and "reasoning_content" in warnings[0]
+    assert vr.reasoning_args("deepseek_r1", "0.8.5")[0] == ["--enable-reasoning", "--reasoning-parser", "deepseek_r1"]
     assert vr.reasoning_args("qwen3", "0.9.2")[0] == ["--reasoning-parser", "qwen3"]
     assert vr.reasoning_args("qwen3", "0.32.0") == (["--reasoning-parser", "qwen3"], [])
     assert vr.reasoning_args("", "0.32.0") == ([], [])
@@ -70,3 +84,70 @@ def test_reasoning_args_per_release():
 def test_image_for():
     assert vr.image_for("0.32.0") == "vllm/vllm-openai:v0.32.0"
     assert vr.image_for("0.32.0", cpu=True) == "homelab/vllm-cpu:0.32.0"
+
+
+def test_reasoning_parsers_report():
+    assert "absent" in vr.reasoning_parsers("0.8.5")["qwen3"]
+    assert "everything" in vr.reasoning_parsers("0.8.5")["deepseek_r1"] or "whole answer" in \
+        vr.reasoning_parsers("0.8.5")["deepseek_r1"]
+    assert vr.reasoning_parsers("0.9.0")["qwen3"].startswith("works")
+    assert "enable_thinking" in vr.reasoning_parsers("0.32.0")["qwen3"]
+
+
+# engine/arg_utils.py default_max_num_batched_tokens / default_max_num_seqs (OpenAI server)
+SCHEDULER = [
+    ("0.8.5", 24.0, "NVIDIA GeForce RTX 3090", (2048, 256)),
+    ("0.8.5", 79.2, "NVIDIA A100 80GB PCIe", (8192, 1024)),      # no A100 exclusion before 0.9.0
+    ("0.9.0", 79.2, "NVIDIA A100 80GB PCIe", (2048, 256)),       # "NOTE(Kuntai) ... A100 reduces throughput"
+    ("0.32.0", 79.1, "NVIDIA H100 80GB HBM3", (8192, 1024)),
+    ("0.32.0", 178.0, "NVIDIA B200", (16384, 1024)),             # 160 GiB tier, 0.32.0 L2923
+    ("0.24.0", 178.0, "NVIDIA B200", (8192, 1024)),
+    ("0.32.0", 23.7, "NVIDIA GeForce RTX 3090", (2048, 256)),
+]
+
+
+@pytest.mark.parametrize("version,gib,name,expected", SCHEDULER)
+def test_scheduler_defaults(version, gib, name, expected):
+    assert vr.scheduler_defaults(version, gib, name) == expected
+
+
+# config.py / config/vllm.py capture sizes (research notes section 4)
+CAPTURE = [
+    ("0.8.5", 256, 67, 512), ("0.8.5", 16, 67, 512), ("0.9.2", 16, 67, 512),   # up to 512 whatever max_num_seqs
+    ("0.10.0", 16, 7, 32), ("0.11.0", 256, 67, 512),                            # min(2 x seqs, 512), step 8
+    ("0.12.0", 256, 51, 512), ("0.32.0", 256, 51, 512), ("0.32.0", 16, 7, 32),  # step 16 from 256
+]
+
+
+@pytest.mark.parametrize("version,seqs,count,largest", CAPTURE)
+def test_cudagraph_capture_sizes(version, seqs, count, largest):
+    sizes = vr.cudagraph_capture_sizes(version, seqs)
+    assert len(sizes) == count and max(sizes) == largest and sizes[:3] == [1, 2, 4]
+
+
+def test_sampler_bytes_per_element():
+    """topk_topp_sampler.py sort path ~28 B/element until 0.16; in-place Triton kernel ~14 B from 0.17.0."""
+    assert vr.sampler_bytes_per_element("0.8.5") == 28
+    assert vr.sampler_bytes_per_element("0.16.0") == 28
+    assert vr.sampler_bytes_per_element("0.17.0") == 14
+
+
+# fp8 KV cache per release and compute capability (research notes section 5, sources in vllm_releases.py)
+FP8 = [
+    ("0.8.5", 86, False, "falls back to V0"),
+    ("0.10.2", 86, False, "falls back to V0"),
+    ("0.11.0", 86, False, "fails to compile"),          # TRITON_ATTN fp8e4nv on sm_86, vllm issue #26431
+    ("0.12.0", 86, True, "FlashInfer"),
+    ("0.32.0", 86, True, "FlashInfer"),
+    ("0.8.5", 89, False, "falls back to V0"),
+    ("0.11.0", 89, True, "Triton"),
+    ("0.8.5", 90, True, "FlashAttention 3"),
+    ("0.32.0", 75, False, "below sm_80"),
+    ("0.32.0", None, False, "unknown"),
+]
+
+
+@pytest.mark.parametrize("version,cc,ok,words", FP8)
+def test_fp8_kv_support(version, cc, ok, words):
+    supported, why = vr.fp8_kv_support(version, cc)
+    assert supported is ok and words in why
