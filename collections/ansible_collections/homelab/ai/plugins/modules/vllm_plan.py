@@ -18,8 +18,13 @@ description:
     D offload with pinned memory).
   - Release rules (Marlin thresholds, V0 engine, reasoning flags, Model Runner V2, WSL2 pinned
     memory) come from C(module_utils/vllm_releases.py), read from vLLM's source.
+  - Plans the whole GPU as a ledger (weights, KV cache, activations, CUDA graphs, runtime, each
+    co-tenant such as the image server, other processes, reserve) by the memory rules of the
+    chosen vLLM release, and hands vLLM a utilization (and C(--kv-cache-memory-bytes) where the
+    release has it) that the release accepts beside what else the GPU holds.
   - Fails, naming model, GPU, requirement and alternatives, when no plan can work, and refuses a
-    requested context that does not fit instead of letting vLLM crash on it.
+    requested context that does not fit instead of letting vLLM crash on it. When vLLM and the
+    co-tenants cannot share a GPU it fails listing the choices with figures.
   - Computes only; it changes nothing on the host.
 author:
   - homelab.ai contributors (@homelab-ai)
@@ -87,6 +92,41 @@ options:
     description: The vllm-cpu image has a C++ compiler (else C(--enforce-eager) on CPU).
     type: bool
     default: false
+  co_tenants:
+    description:
+      - Other workloads of the stack that use a GPU; they start after vLLM.
+      - Each has C(name) (required), and C(memory_gib) or a C(pipeline) (C(stable-diffusion-1.5),
+        C(sdxl)) with C(dtype) (default C(float16)), C(width), C(height); C(device) (C(cuda) or
+        C(cpu), default C(cuda)); C(gpu) (an index, or null to let the planner place it).
+    type: list
+    elements: dict
+    default: []
+  gpu_reserve_gib:
+    description: GiB kept free on every GPU beside everything planned (desktop spikes, fragmentation).
+    type: float
+    default: 0.5
+  wsl_cuda_context_gib:
+    description: GiB a CUDA process's context holds on WSL2 (applied to vLLM and each co-tenant when C(wsl.is_wsl)).
+    type: float
+    default: 1.3
+  running:
+    description: Names of the stack's containers running now (C(vllm) and co-tenant names).
+    type: list
+    elements: str
+    default: []
+  previous:
+    description: The C(remember) dict of the previous plan, passed back verbatim.
+    type: dict
+    default: {}
+  replan_tolerance_mib:
+    description: A re-run whose other-process memory moved less than this plans exactly the previous launch.
+    type: int
+    default: 512
+  kv_cache_dtype:
+    description: KV cache dtype; C(auto) is the model dtype, fp8 variants are refused where the release and GPU cannot run them.
+    type: str
+    choices: [auto, fp8, fp8_e4m3, fp8_e5m2]
+    default: auto
 """
 
 EXAMPLES = r"""
@@ -99,6 +139,14 @@ EXAMPLES = r"""
     vllm_version: "0.32.0"
     min_tokens_per_second: 19
     max_num_seqs: 16
+    co_tenants:
+      - name: image_server
+        pipeline: stable-diffusion-1.5
+        dtype: float16
+        width: 512
+        height: 512
+    running: "{{ stack_running_containers | default([]) }}"
+    previous: "{{ ansible_local.vllm_plan.remember | default({}) }}"
   register: vllm_plan_result
 
 - name: Show why
@@ -139,12 +187,37 @@ plan:
     env:
       description: Environment variables for the vLLM container.
       type: dict
-    predicted_tokens_per_second:
+    ceiling_tokens_per_second:
       description: Decode ceiling at the full planned context (bandwidth / bytes per token).
       type: float
-    expected_tokens_per_second:
-      description: Ceiling times kernel efficiency (calibrated on the record's 19 tok/s).
+    predicted_tokens_per_second:
+      description: Deprecated alias of C(ceiling_tokens_per_second).
       type: float
+    expected_tokens_per_second:
+      description: What one stream should decode at a 2048-token conversation (calibrated on the record's 19 tok/s).
+      type: float
+    expected_tokens_per_second_full_context:
+      description: The expected figure when the context is full.
+      type: float
+    gpu_memory_utilization:
+      description: The utilization handed to vLLM (the explanation says why when it differs from the request).
+      type: float
+    gpus:
+      description: GPU indices vLLM uses.
+      type: list
+      elements: int
+    ledger:
+      description: Per GPU index (str) the total, the entries (name, gib, what) and the headroom, in GiB.
+      type: dict
+    co_tenant_placement:
+      description: Per co-tenant its device (cuda or cpu), gpu index (or null) and memory_gib.
+      type: dict
+    remember:
+      description: Figures to store and pass back as C(previous) on the next run (stable for the same inputs).
+      type: dict
+    report:
+      description: Largest context with and without fp8 KV at 0.90 and 0.95; Qwen3 reasoning parser per release.
+      type: dict
     options:
       description: Every option considered (A to D) with speed, context and verdict.
       type: list
@@ -167,6 +240,7 @@ options_table:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.homelab.ai.plugins.module_utils import vllm_plan as planner
+from ansible_collections.homelab.ai.plugins.module_utils.gpu_ledger import GpuFactsError
 from ansible_collections.homelab.ai.plugins.module_utils.model_registry import RegistryError
 from ansible_collections.homelab.ai.plugins.module_utils.vllm_releases import UnsupportedRelease
 
@@ -187,6 +261,13 @@ def main():
             pcie_gbps=dict(type="float", default=25.0),
             cpu_kvcache_space_gib=dict(type="int", default=1),
             cpu_has_compiler=dict(type="bool", default=False),
+            co_tenants=dict(type="list", elements="dict", default=[]),
+            gpu_reserve_gib=dict(type="float", default=0.5),
+            wsl_cuda_context_gib=dict(type="float", default=1.3),
+            running=dict(type="list", elements="str", default=[]),
+            previous=dict(type="dict", default={}),
+            replan_tolerance_mib=dict(type="int", default=512),
+            kv_cache_dtype=dict(type="str", default="auto", choices=["auto", "fp8", "fp8_e4m3", "fp8_e5m2"]),
         ),
         supports_check_mode=True,
     )
@@ -205,10 +286,13 @@ def main():
             gpu_memory_utilization=p["gpu_memory_utilization"], min_tokens_per_second=p["min_tokens_per_second"],
             allow_cpu_offload=p["allow_cpu_offload"], pcie_gbps=p["pcie_gbps"],
             cpu_kvcache_space_gib=p["cpu_kvcache_space_gib"], cpu_has_compiler=p["cpu_has_compiler"],
-            max_num_seqs=p["max_num_seqs"])
+            max_num_seqs=p["max_num_seqs"], co_tenants=p["co_tenants"], gpu_reserve_gib=p["gpu_reserve_gib"],
+            wsl_cuda_context_gib=p["wsl_cuda_context_gib"], running=p["running"], previous=p["previous"],
+            replan_tolerance_mib=p["replan_tolerance_mib"], kv_cache_dtype=p["kv_cache_dtype"])
     except planner.PlanRefused as exc:
-        module.fail_json(msg=str(exc), options=(exc.plan or {}).get("options", []))
-    except (RegistryError, UnsupportedRelease) as exc:
+        module.fail_json(msg=str(exc), options=(exc.plan or {}).get("options", []),
+                         choices=(exc.plan or {}).get("choices", []))
+    except (RegistryError, UnsupportedRelease, GpuFactsError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, plan=result, options_table=planner.options_table(result))
 
