@@ -19,6 +19,7 @@ import subprocess
 import pytest
 
 from ansible_collections.homelab.ai.plugins.module_utils import vllm_plan as vp
+from ansible_collections.homelab.ai.plugins.module_utils import vllm_releases as vr
 
 pytestmark = pytest.mark.needs_vllm_image
 
@@ -46,7 +47,8 @@ for args in json.loads(sys.stdin.read()):
             validate_parsed_serve_args(ns)
         keep = ("model", "served_model_name", "quantization", "dtype", "max_model_len",
                 "gpu_memory_utilization", "enforce_eager", "cpu_offload_gb", "tensor_parallel_size",
-                "reasoning_parser", "max_num_seqs", "host", "port")
+                "reasoning_parser", "max_num_seqs", "host", "port", "kv_cache_memory_bytes",
+                "kv_cache_dtype")
         out["cases"].append({"ok": True, "ns": {k: getattr(ns, k, None) for k in keep}})
     except BaseException as exc:
         out["cases"].append({"ok": False, "error": (err.getvalue() + repr(exc))[-600:]})
@@ -99,15 +101,21 @@ def plans():
            dict(RTX3090, index=1, memory_total_mib=16384, memory_free_mib=16384)]
     tp = vp.plan(dict(QWEN3_32B_AWQ), two, {}, PARSER_VERSION, name="qwen3-32b-awq")
     cpu = vp.plan(dict(TINY), [], {}, PARSER_VERSION, name="tiny-qwen2")
-    return [("gaming", gaming), ("auto", auto), ("offload", offload), ("tp", tp), ("cpu", cpu)]
+    fp8 = vp.plan(dict(QWEN3_32B_AWQ), [RTX3090], WSL2, PARSER_VERSION, name="qwen3-32b-awq",
+                  max_num_seqs=16, kv_cache_dtype="fp8", max_model_len=16384)
+    beside = vp.plan(dict(QWEN3_32B_AWQ), [RTX3090], WSL2, PARSER_VERSION, name="qwen3-32b-awq",
+                     max_num_seqs=16, co_tenants=[{"name": "tts", "memory_gib": 1.0}])
+    return [("gaming", gaming), ("auto", auto), ("offload", offload), ("tp", tp), ("cpu", cpu), ("fp8", fp8),
+            ("co_tenant", beside)]
 
 
 def test_planned_args_parse_with_vllm_0_32_parser():
     cases = plans()
-    # the record's 0.8.5 flags, which 0.32.0 no longer has: proves the parser rejects what is invalid
+    # 0.8.5's reasoning flags, which 0.32.0 no longer has: proves the parser rejects what is invalid
     old = vp.plan(dict(QWEN3_32B_AWQ), [RTX3090], WSL2, "0.8.5", name="qwen3-32b-awq")
-    assert "--enable-reasoning" in old["args"]
-    result = run_parser([p["args"] + SERVER for _, p in cases] + [old["args"] + SERVER])
+    old_args = old["args"] + vr.reasoning_args("deepseek_r1", "0.8.5")[0]
+    assert "--enable-reasoning" in old_args
+    result = run_parser([p["args"] + SERVER for _, p in cases] + [old_args + SERVER])
     assert result["vllm_version"].startswith(PARSER_VERSION)
     *planned, rejected = result["cases"]
     for (label, plan), parsed in zip(cases, planned):
@@ -124,7 +132,16 @@ def test_planned_args_parse_with_vllm_0_32_parser():
         else:
             expected_len = plan["max_model_len"]
         assert int(ns["max_model_len"]) == expected_len
+        if plan["device"] == "cuda":
+            assert float(ns["gpu_memory_utilization"]) == plan["gpu_memory_utilization"]
+        if "--kv-cache-memory-bytes" in plan["args"]:
+            assert int(ns["kv_cache_memory_bytes"]) == plan["remember"]["kv_cache_memory_bytes"]
+        assert (ns["kv_cache_dtype"] or "auto") == plan.get("kv_cache_dtype", "auto")
     gaming = planned[0]["ns"]
     assert gaming["reasoning_parser"] == "qwen3" and gaming["max_num_seqs"] == 16
     assert gaming["max_model_len"] == 8192 and gaming["quantization"] == "awq_marlin"
+    assert int(gaming["kv_cache_memory_bytes"]) > 2 * 2 ** 30
+    fp8 = planned[5]["ns"]
+    assert fp8["kv_cache_dtype"] == "fp8" and int(fp8["max_model_len"]) == 16384
+    assert float(planned[6]["ns"]["gpu_memory_utilization"]) < 0.9
     assert rejected["ok"] is False and "enable-reasoning" in rejected["error"]
