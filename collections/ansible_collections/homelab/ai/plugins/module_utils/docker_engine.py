@@ -48,7 +48,7 @@ CONFLICTING_PACKAGES = ("docker.io", "docker-doc", "docker-compose", "docker-com
                         "podman-docker", "containerd", "runc")
 ENGINE_PACKAGES = ("docker-ce", "docker-ce-cli", "containerd.io", "docker-buildx-plugin",
                    "docker-compose-plugin")
-MODES = ("auto", "docker-desktop", "distro")
+MODES = ("auto", "docker-desktop", "distro", "existing")
 
 # Human docker info labels -> keys of `docker info --format '{{json .}}'`.
 _SERVER_KEYS = {
@@ -254,6 +254,25 @@ def package_specs(packages, versions):
     return specs
 
 
+def _use_existing_engine(result, found, observed):
+    """``docker_engine_mode: existing``: the engine that answers is used as it is, nothing installed.
+
+    For a host whose engine someone else manages (a remote daemon reached over DOCKER_HOST, Docker
+    Desktop variants whose ``docker info`` does not say so, a test twin). No engine answering is a
+    failure naming the error and the two ways out."""
+    if not found["reachable"]:
+        result.update(action="fail", failure=(
+            "docker_engine_mode is existing but no Docker engine answers (%s). Start the engine this host "
+            "is meant to use (or point DOCKER_HOST at it), or set docker_engine_mode: auto to let the role "
+            "install Docker Engine." % ((observed.get("container_runtime") or {}).get("error") or "no engine")))
+        return result
+    result.update(action="use-existing", reason=(
+        "docker_engine_mode is existing: the engine that answers is used as it is (%s); nothing is installed "
+        "and its daemon.json is not changed. Its GPU support must already work: the GPU probe shows it."
+        % "; ".join(found["evidence"])))
+    return result
+
+
 def plan_engine(observed, mode="auto", packages=ENGINE_PACKAGES, versions=None,
                 conflicting=CONFLICTING_PACKAGES, remove_conflicting=False):
     """What the docker_engine role does. Returns the ``docker_engine`` facts dict.
@@ -295,6 +314,8 @@ def plan_engine(observed, mode="auto", packages=ENGINE_PACKAGES, versions=None,
         result.update(action="fail", failure="docker_engine_package_versions: %s" % exc)
         return result
 
+    if mode == "existing":
+        return _use_existing_engine(result, found, observed)
     use_desktop = found["engine"] == "docker-desktop" and mode != "distro"
     if mode == "docker-desktop" and found["engine"] != "docker-desktop":
         result.update(action="fail", failure=(
@@ -427,9 +448,15 @@ def plan_nvidia_runtime(daemon, container_runtime, engine=None, path="/etc/docke
 
     ``engine``: the docker_engine role's engine (``docker-desktop``, ``distro``, ``none``) when
     known; otherwise ``container_runtime.docker_desktop`` decides.
-    Returns ``{"action": skip-docker-desktop|registered|configure|fail, "reason"}``.
+    ``existing`` (docker_engine_mode existing) leaves the engine as it is.
+    Returns ``{"action": skip-docker-desktop|skip-existing|registered|configure|fail, "reason"}``.
     """
     cr = container_runtime or {}
+    if engine == "existing":
+        return {"action": "skip-existing", "reason": (
+            "docker_engine_mode is existing: the engine is used as it is, so the NVIDIA Container Toolkit is "
+            "neither installed nor configured here and %s is not changed; the probe shows whether GPUs reach "
+            "containers" % path)}
     desktop = engine == "docker-desktop" if engine else bool(cr.get("docker_desktop"))
     if desktop:
         return {"action": "skip-docker-desktop", "reason": (

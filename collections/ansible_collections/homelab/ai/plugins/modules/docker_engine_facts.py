@@ -25,9 +25,13 @@ options:
     type: dict
     default: {}
   mode:
-    description: C(auto) uses Docker Desktop's engine when present, else installs Docker Engine; the other two force one.
+    description:
+      - C(auto) uses Docker Desktop's engine when present, else installs Docker Engine; C(docker-desktop) and
+        C(distro) force one.
+      - C(existing) uses the engine that answers as it is (action C(use-existing)) and installs nothing; it
+        fails when no engine answers.
     type: str
-    choices: [auto, docker-desktop, distro]
+    choices: [auto, docker-desktop, distro, existing]
     default: auto
   packages:
     description: Engine packages to install from Docker's apt repository.

@@ -25,7 +25,9 @@ options:
     type: dict
     default: {}
   engine:
-    description: The docker_engine role's engine (C(docker-desktop), C(distro), C(none)) when known.
+    description:
+      - The docker_engine role's engine (C(docker-desktop), C(distro), C(none)) when known.
+      - C(existing) (docker_engine_mode existing) leaves the engine and its daemon.json as they are.
     type: str
   daemon_json:
     description: The engine's configuration file.

@@ -300,3 +300,30 @@ def test_probe_advice(error, fix):
 def test_probe_advice_ok_and_no_gpu():
     assert de.gpu_probe_advice({"ok": True}) is None
     assert "listed no GPU" in de.gpu_probe_advice({"ok": False, "rc": 0, "error": "", "output": ""})
+
+
+# ---- docker_engine_mode: existing ------------------------------------------------------------
+
+def test_existing_engine_is_used_as_it_is_even_with_a_distro_engine():
+    """A reachable engine that is not Docker Desktop would be 'distro' and managed from Docker's repository
+    under auto; existing uses it as it is: nothing installed, nothing started, daemon.json untouched."""
+    observed = {"container_runtime": cr_from(CE_NVIDIA), "pid1": "init", "is_wsl": True,
+                "installed_packages": {"docker-ce": "5:27.3.1-1"}}
+    assert de.plan_engine(observed)["action"] == "install"
+    plan = de.plan_engine(observed, mode="existing")
+    assert plan["action"] == "use-existing" and plan["install"] is False and plan["failure"] is None
+    assert plan["start_method"] == "none" and plan["package_specs"] == []
+    assert "used as it is" in plan["reason"] and "GPU probe" in plan["reason"]
+
+
+def test_existing_without_an_answering_engine_fails_naming_the_error_and_the_fixes():
+    observed = {"container_runtime": {"engine_reachable": False, "error": "connect: no such file or directory"}}
+    plan = de.plan_engine(observed, mode="existing")
+    assert plan["action"] == "fail" and plan["install"] is False
+    assert "no such file or directory" in plan["failure"]
+    assert "DOCKER_HOST" in plan["failure"] and "docker_engine_mode: auto" in plan["failure"]
+
+
+def test_existing_engine_gets_no_toolkit_and_no_daemon_json_change():
+    decision = de.plan_nvidia_runtime({"valid": True, "runtimes": []}, {"engine_reachable": True}, engine="existing")
+    assert decision["action"] == "skip-existing" and "probe" in decision["reason"]
