@@ -158,8 +158,8 @@ def validate_co_tenant(item, position):
                                 % (where, out["pipeline"], ", ".join(sorted(PIPELINES))))
         out["pipeline"] = key
         if out["dtype"] not in DTYPE_FACTOR:
-            raise GpuFactsError("%s: dtype must be one of %s, got %r" % (where, ", ".join(sorted(DTYPE_FACTOR)),
-                                                                        out["dtype"]))
+            known = ", ".join(sorted(DTYPE_FACTOR))
+            raise GpuFactsError("%s: dtype must be one of %s, got %r" % (where, known, out["dtype"]))
         for field in ("width", "height"):
             if out[field] is not None:
                 _number(out[field], where, field)

@@ -360,8 +360,6 @@ def _mrv2_may_default(feats):
     return ver >= (0, 22, 0)
 
 
-
-
 def _finite(value, field, name, positive=True):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or math.isinf(value):
         raise PlanRefused("model '%s': %s must be a finite number, got %r" % (name, field, value))
@@ -413,8 +411,8 @@ def _options_in(name, gpu_memory_utilization, co_tenants, gpu_reserve_gib, wsl_c
     _finite(wsl_cuda_context_gib, "wsl_cuda_context_gib", name, positive=False)
     _finite(replan_tolerance_mib, "replan_tolerance_mib", name, positive=False)
     if kv_cache_dtype not in KV_DTYPES:
-        raise PlanRefused("model '%s': kv_cache_dtype must be one of %s, got %r" % (name, ", ".join(KV_DTYPES),
-                                                                                 kv_cache_dtype))
+        raise PlanRefused("model '%s': kv_cache_dtype must be one of %s, got %r"
+                          % (name, ", ".join(KV_DTYPES), kv_cache_dtype))
     if not isinstance(previous or {}, dict):
         raise PlanRefused("previous must be the remember dict of the previous plan, got %r" % (previous,))
     tenants = [gl.validate_co_tenant(t, i) for i, t in enumerate(co_tenants or [])]
@@ -521,8 +519,6 @@ def _cpu_plan(entry, feats, requested, kv_space_gib, has_compiler):
     }
 
 
-
-
 def _host(gpus, wsl, running, previous, tolerance_mib, wsl_ctx, reserve):
     """Validated GPUs and what the host around vLLM holds on each (others, contexts, reserve)."""
     is_wsl = bool(wsl.get("is_wsl"))
@@ -619,7 +615,7 @@ def _target(entry, requested):
 def _speeds(entry, bandwidth, context, tp, offload=0, pcie=DEFAULT_PCIE_GBPS, pinned=True, eff=1.0):
     """Ceiling at the full context, expected at the typical and at the full context (tok/s)."""
     ceiling, full = predict_speed(entry, bandwidth, context, tp, offload, pcie, pinned, eff)
-    _, typical = predict_speed(entry, bandwidth, min(context, TYPICAL_CONTEXT), tp, offload, pcie, pinned, eff)
+    typical = predict_speed(entry, bandwidth, min(context, TYPICAL_CONTEXT), tp, offload, pcie, pinned, eff)[1]
     return {"ceiling_tokens_per_second": ceiling, "expected_tokens_per_second": typical,
             "expected_tokens_per_second_full_context": full, "predicted_tokens_per_second": ceiling}
 
@@ -724,9 +720,9 @@ def _check_speed(chosen, options, entry, desc, min_tps):
     raise PlanRefused(
         "model '%s' on %s: the plan (option %s) is expected to decode %.1f tok/s at a %d-token conversation "
         "(ceiling %.1f at the full context), below the required min_tokens_per_second %s. Alternatives: a faster "
-        "GPU, a smaller model. Options: %s" % (entry["_name"], desc, chosen["key"],
-                                                chosen["expected_tokens_per_second"], TYPICAL_CONTEXT,
-                                                chosen["ceiling_tokens_per_second"], min_tps, _table(options)),
+        "GPU, a smaller model. Options: %s"
+        % (entry["_name"], desc, chosen["key"], chosen["expected_tokens_per_second"], TYPICAL_CONTEXT,
+           chosen["ceiling_tokens_per_second"], min_tps, _table(options)),
         {"options": options})
 
 
@@ -881,9 +877,8 @@ def _check_tenants_elsewhere(placement, used, gpus, host, name):
         need = sum(p["memory_gib"] for p in placement.values() if p["gpu"] == gpu["index"])
         if need and _usable(gpu, host) - host["reserve"] < need:
             raise PlanRefused("co-tenants of model '%s' need %.2f GiB on %s, which has %.2f GiB usable beside "
-                              "other processes and the %.2f GiB reserve" % (name, need, gpu["label"],
-                                                                          _usable(gpu, host) - host["reserve"],
-                                                                          host["reserve"]))
+                              "other processes and the %.2f GiB reserve"
+                              % (name, need, gpu["label"], _usable(gpu, host) - host["reserve"], host["reserve"]))
 
 
 def _gpu_plan(entry, gpus, wsl, feats, requested, o):
@@ -947,8 +942,8 @@ def _gpu_plan_on(entry, gpus, wsl, feats, requested, o, host):
                                    result.pop("_kv_bytes"), o["kv_cache_dtype"], feats)
     for n, p in sorted(placement.items()):
         if p["auto"] and p["gpu"] not in result["gpus"] and p["gpu"] is not None:
-            result["explanation"].append("%s placed on GPU %s (%.2f GiB), away from vLLM" % (n, p["gpu"],
-                                                                                          p["memory_gib"]))
+            result["explanation"].append("%s placed on GPU %s (%.2f GiB), away from vLLM"
+                                         % (n, p["gpu"], p["memory_gib"]))
     return result
 
 
@@ -968,8 +963,8 @@ def _assemble(entry, feats, ctx, chosen, options, requested, o, warnings, explan
     args, kv_bytes = _args(entry, chosen, feats, ctx, max_len_arg, o["kv_cache_dtype"])
     if kv_bytes:
         explanation.append("--kv-cache-memory-bytes %d (%.2f GiB): the KV size no longer depends on vLLM's own "
-                           "CUDA graph estimate (%s)" % (kv_bytes, kv_bytes / float(GIB),
-                                                        vllm_releases.SOURCES["kv_cache_memory_bytes_flag"]))
+                           "CUDA graph estimate (%s)"
+                           % (kv_bytes, kv_bytes / float(GIB), vllm_releases.SOURCES["kv_cache_memory_bytes_flag"]))
     else:
         explanation.append("vLLM %s has no --kv-cache-memory-bytes (0.10.2+): the KV size follows "
                            "gpu_memory_utilization" % feats["version"] if not feats["kv_cache_memory_bytes_flag"]
@@ -1024,7 +1019,7 @@ def _opt_summary(opt):
     if not opt["feasible"]:
         return "not possible (%s)" % "; ".join(opt["why"][-1:])
     return "%s tok/s expected (ceiling %s) at %d tokens, offload %d GiB%s" % (
-        opt["expected_tokens_per_second"], opt["predicted_tokens_per_second"], opt["max_model_len"],
+        opt["expected_tokens_per_second"], opt["ceiling_tokens_per_second"], opt["max_model_len"],
         opt["cpu_offload_gb"], ", eager" if opt["enforce_eager"] else "")
 
 
@@ -1034,5 +1029,5 @@ def options_table(result):
     for o in result.get("options", []):
         rows.append("%-4s %-11s %-7s %-7s %-6s %-8s %-9s %s" % (
             o["key"], o["quantization"], o["max_model_len"], o["cpu_offload_gb"], o["enforce_eager"],
-            o["predicted_tokens_per_second"], o["expected_tokens_per_second"], o["why"][0] if o["why"] else ""))
+            o["ceiling_tokens_per_second"], o["expected_tokens_per_second"], o["why"][0] if o["why"] else ""))
     return rows

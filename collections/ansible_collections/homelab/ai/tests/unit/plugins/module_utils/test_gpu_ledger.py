@@ -72,13 +72,13 @@ def test_sd15_fp16_footprint_is_an_estimate_with_its_parts():
     tenant = gl.validate_co_tenant({"name": "image_server", "pipeline": "stable-diffusion-1.5", "dtype": "float16",
                                     "width": 512, "height": 512}, 0)
     gib, what = gl.co_tenant_gib(tenant, is_wsl=True, wsl_ctx=1.3)
+    linux = gl.co_tenant_gib(tenant, is_wsl=False, wsl_ctx=1.3)[0]
+    fp32 = gl.co_tenant_gib(dict(tenant, dtype="float32"), is_wsl=False, wsl_ctx=1.3)[0]
+    big = gl.co_tenant_gib(dict(tenant, width=1024, height=1024), is_wsl=False, wsl_ctx=1.3)[0]
     assert round(gib, 2) == round(1.99 + 1.0 + 1.3, 2)
     assert what.startswith("ESTIMATE") and "stable-diffusion-1.5" in what
-    linux, _ = gl.co_tenant_gib(tenant, is_wsl=False, wsl_ctx=1.3)
     assert round(linux, 2) == round(1.99 + 1.0 + gl.LINUX_CUDA_CONTEXT_GIB, 2)
-    fp32, _ = gl.co_tenant_gib(dict(tenant, dtype="float32"), is_wsl=False, wsl_ctx=1.3)
     assert fp32 > linux + 1.9
-    big, _ = gl.co_tenant_gib(dict(tenant, width=1024, height=1024), is_wsl=False, wsl_ctx=1.3)
     assert round(big - linux, 2) == 3.0     # activations scale with pixels
 
 
@@ -117,7 +117,7 @@ def test_others_subtracts_the_stacks_own_running_members():
 
 def test_others_within_tolerance_keeps_previous_figure():
     previous = {"others_gib": {"0": 1.5}, "stack": {"0": {"vllm": 18.0}}}
-    gib, stable, _ = gl.others_gib(_busy(int(19.8 * 1024)), ["vllm"], previous, 512)
+    gib, stable = gl.others_gib(_busy(int(19.8 * 1024)), ["vllm"], previous, 512)[:2]
     assert gib == 1.5 and stable
 
 
