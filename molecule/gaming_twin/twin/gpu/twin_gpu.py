@@ -111,9 +111,13 @@ def ledger(state):
         if name.endswith(".json"):
             try:
                 with open(os.path.join(folder, name)) as handle:
-                    entries.append(json.load(handle))
+                    entry = json.load(handle)
             except (OSError, ValueError):
                 continue
+            # a removed container's overlay dirs are gone: it can hold nothing any more
+            if entry.get("upper") and not os.path.isdir(entry["upper"]):
+                continue
+            entries.append(entry)
     return entries
 
 

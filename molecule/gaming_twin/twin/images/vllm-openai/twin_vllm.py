@@ -126,7 +126,8 @@ def cpu_args(args, ns):
         flag = arg.split("=", 1)[0]
         if flag in DROP:
             takes = DROP[flag] and "=" not in arg
-            dropped.append(" ".join(args[i:i + (2 if takes else 1)]))
+            if flag not in ("--model", "--max-model-len"):  # replaced below, not dropped
+                dropped.append(" ".join(args[i:i + (2 if takes else 1)]))
             i += 2 if takes else 1
             continue
         out.append(arg)
