@@ -78,13 +78,17 @@ def parse(args):
 def memory_check(ns, gpus):
     """(requested bytes, held MiB) or ValueError with vLLM's message."""
     if not gpus:
-        raise RuntimeError("Failed to infer device type, please set the environment variable "
+        raise RuntimeError("Failed to infer device type, please set the environment variable "  # config/device.py:55
                            "`VLLM_LOGGING_LEVEL=DEBUG` to turn on verbose logging to help debug the issue. "
                            "(homelab-twin: no GPU was given to this container: %s is absent)" % GPU_FILE)
     tp = int(getattr(ns, "tensor_parallel_size", 1) or 1)
     if tp > len(gpus):
-        raise ValueError("World size (%d) is larger than the number of available GPUs (%d) in this node."
-                         % (tp, len(gpus)))
+        raise ValueError(  # vllm/config/parallel.py:1052
+            f"World size ({tp}) is larger than the number of "
+            f"available GPUs ({len(gpus)}) in this node. If this is "
+            "intentional and you are using:\n"
+            "- ray, set '--distributed-executor-backend ray'.\n"
+            "- multiprocessing, set '--nnodes' appropriately.")
     gpu = gpus[0]
     total = gpu["cuda_total_mib"] * MIB
     free = gpu["cuda_free_mib"] * MIB
