@@ -28,7 +28,9 @@ MIB = 1024 ** 2
 # shows its own reservation as used memory instead; PyTorch on Windows reports "24.00 GiB total
 # capacity" for the same card. ASSUMPTION for WSL2 (the CUDA-on-WSL user guide does not state
 # it): total = nvidia-smi total; the driver/desktop share then appears in memory_used_mib, which
-# the ledger counts under "other processes".
+# the ledger counts under "other processes". WSL2's nvidia-smi often lists no processes at all, so
+# "others" is never summed from a process list: it is memory.used minus what the previous plan
+# predicted for each running member of the stack (others_gib).
 LINUX_CUDA_TOTAL_FRACTION = 23.70 / 24.00
 
 # vLLM's own process outside torch's allocator. ESTIMATES:

@@ -33,8 +33,9 @@ min(max_num_seqs, max_num_batched_tokens) x vocab logits at vllm_releases.sample
 (profile_run runs the two one after the other); batched tokens and sequences default per release
 and GPU size (vllm_releases.scheduler_defaults). G = CUDAGRAPH_BASE_GIB + CUDAGRAPH_GIB_PER_SIZE
 per capture size (vllm_releases.cudagraph_capture_sizes: 67 sizes up to 512 before 0.10, capped
-by 2 x max_num_seqs after), ESTIMATE: 0.5 GiB at 67 sizes, the figure vLLM 0.8.5 logs ("Graph
-capturing finished ... took 0.5 GiB") for a 32B model.
+by 2 x max_num_seqs after), ESTIMATE: 0.5 GiB at 67 sizes, the figure the planner assumed before
+this ledger (not measured here; vLLM logs its own as "Graph capturing finished in N secs, took X
+GiB", which is the figure to replace this estimate with).
 
 The plan returns ``ledger`` (per GPU: weights, kv_cache, activations, cuda_graphs, runtime, each
 co-tenant, other processes, reserve, headroom) and ``remember``, which the role stores and passes
