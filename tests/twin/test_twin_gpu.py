@@ -292,3 +292,23 @@ def test_the_hook_stand_in_is_what_dockerd_finds_on_its_path():
         path = bindir / name
         assert os.access(path, os.X_OK) and path.resolve() == (bindir.parent / "twin_gpu.py").resolve()
     assert socket  # imported for the Unix-socket server above
+
+
+def test_the_hook_puts_an_nvidia_smi_into_the_container_as_the_driver_does(host, tmp_path):
+    """nvidia_container_toolkit's probe runs `nvidia-smi -L` in an image with nothing GPU-specific."""
+    first = host.start("a" * 64)
+    host.hold(first, {"0": 20000})
+    probe = host.start("b" * 64, devices="all")
+    root = Path(probe["root"])
+    smi = root / "usr/bin/nvidia-smi"
+    assert os.access(smi, os.X_OK)
+    assert smi.read_bytes() == (REPO / "molecule/gaming_twin/twin/gpu/twin_gpu.py").read_bytes()
+    inner = str(root / tg.INJECT_STATE)
+    out, err = io.StringIO(), io.StringIO()
+    assert tg.smi_main(["-L"], state=inner, stdout=out, stderr=err) == 0
+    assert out.getvalue() == "GPU 0: NVIDIA GeForce RTX 3090 (UUID: %s)\n" % tg.load_gpus(host.state)[0]["uuid"]
+    out = io.StringIO()
+    tg.smi_main(["--query-gpu=memory.used", "--format=csv,noheader,nounits"], state=inner, stdout=out)
+    assert out.getvalue().strip() == str(1536 + 20000)  # what the GPU held when the container started
+    no_gpu = host.start("c" * 64, devices="void")
+    assert not (Path(no_gpu["root"]) / "usr/bin/nvidia-smi").exists()

@@ -227,6 +227,7 @@ cmd_status() {
 IMAGES=(
   "vllm/vllm-openai:v0.32.0=homelab-twin/vllm-openai:v0.32.0"
   "pytorch/pytorch:2.4.1-cuda12.1-cudnn9-runtime=homelab-twin/pytorch:2.4.1-cuda12.1-cudnn9-runtime"
+  "nvidia/cuda:12.4.1-base-ubuntu22.04=homelab-twin/cuda:12.4.1-base-ubuntu22.04"
   "library/debian:bookworm=homelab/debian:bookworm"
   "homelab/debian:bookworm=homelab/debian:bookworm"
 )
@@ -241,6 +242,8 @@ cmd_build_images() {
   docker build -q -t homelab-twin/vllm-openai:v0.32.0 "$ctx/vllm" >/dev/null
   cp -r "$HERE/images/pytorch" "$ctx/pytorch"
   docker build -q -t homelab-twin/pytorch:2.4.1-cuda12.1-cudnn9-runtime "$ctx/pytorch" >/dev/null
+  cp -r "$HERE/images/cuda-probe" "$ctx/cuda-probe"
+  docker build -q -t homelab-twin/cuda:12.4.1-base-ubuntu22.04 "$ctx/cuda-probe" >/dev/null
   rm -rf "$ctx"
   log "stand-in images built in $(( $(date +%s) - t0 )) s"
 }

@@ -48,6 +48,10 @@ STATE_ENV = "HOMELAB_TWIN_GPU_STATE"
 DEFAULT_STATE = "/run/homelab-twin/gpu"
 HELD_FILE = "run/twin-gpu/held_mib.json"
 INJECT_DIR = "run/twin-gpu"
+# what the real hook mounts from the driver: nvidia-smi (this file; needs /usr/bin/python3 in the
+# image, a limit of the stand-in) and, for it, the GPU state as the container saw it at start
+INJECT_SMI = "usr/bin/nvidia-smi"
+INJECT_STATE = "run/twin-gpu/state"
 DECLARED_ENV = "HOMELAB_TWIN_CUDA_HOLDS_MIB"
 SECRET_RE = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD", re.I)
 STANDIN = ("homelab-twin stand-in for an RTX 3090 under WSL2 (no GPU on the test machine); "
@@ -76,7 +80,11 @@ QUERY_FIELDS = ("index", "name", "uuid", "memory.total", "memory.used", "memory.
 
 # ---------------------------------------------------------------- state
 def state_dir(path=None):
-    return path or os.environ.get(STATE_ENV) or DEFAULT_STATE
+    if path or os.environ.get(STATE_ENV):
+        return path or os.environ.get(STATE_ENV)
+    if not os.path.isdir(DEFAULT_STATE) and os.path.isdir("/" + INJECT_STATE):
+        return "/" + INJECT_STATE  # inside a GPU container: what the hook injected
+    return DEFAULT_STATE
 
 
 def init_state(state, desktop_mib=1536, gpus=None):
@@ -327,6 +335,8 @@ def hook(state_json, state=None, proc="/proc", now=time.time):
     os.chmod(inject, 0o1777)  # the container's (non-root) process writes held_mib.json here
     _write_json(os.path.join(inject, "gpu.json"),
                 {"standin": STANDIN, "snapshot_time": now(), "gpus": given})
+    if given:
+        _inject_smi(root, state, gpus, devices, given)
     entry = {
         "id": entry_id, "devices": devices, "pid": pid,
         "starttime": proc_starttime(pid, proc) if pid else None, "pidns": own_pidns(),
@@ -336,6 +346,30 @@ def hook(state_json, state=None, proc="/proc", now=time.time):
     os.makedirs(os.path.join(state, "containers"), exist_ok=True)
     _write_json(os.path.join(state, "containers", "%s.json" % entry_id), entry)
     return entry
+
+
+def _inject_smi(root, state, gpus, devices, given):
+    """nvidia-smi inside the container, as the real hook mounts the driver's: the container's GPUs
+    (renumbered from 0 in the order given, as CUDA and nvidia-smi number visible devices), with what
+    the desktop and the other containers held when it started (a snapshot: no ledger inside)."""
+    inner = os.path.join(root, INJECT_STATE)
+    os.makedirs(os.path.join(inner, "containers"), exist_ok=True)
+    by_index = {g["index"]: g for g in gpus}
+    # one used-memory figure (the state's desktop_mib) for the first visible GPU: desktop + the
+    # others, as seen at start; the twin has one GPU, so nothing is lost
+    mine = [dict(by_index[index], index=number, display=number == 0) for number, index in enumerate(devices)]
+    _write_json(os.path.join(inner, "gpu.json"), {"standin": STANDIN, "gpus": mine})
+    with open(os.path.join(inner, "desktop_mib"), "w") as handle:
+        handle.write("%d\n" % (given[0]["desktop_mib"] + given[0]["held_by_others_mib"]))
+    target = os.path.join(root, INJECT_SMI)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with open(os.path.abspath(__file__), "rb") as src:
+        body = src.read()
+    tmp = target + ".twin-tmp"
+    with open(tmp, "wb") as dst:
+        dst.write(body)
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, target)
 
 
 def hook_main(argv, stdin=sys.stdin):
