@@ -815,7 +815,7 @@ def _report(entry, binding, fp8_ok, fp8_why, version):
                          "largest_context": with_t.max_context(util, cap),
                          "largest_context_without_co_tenants": without.max_context(util, cap),
                          "starts": with_t.starts(util),
-                         "co_tenants_fit": with_t.ledger(util, [])["headroom_gib"] >= with_t.tenants - 1e-9,
+                         "ledger_balances": with_t.ledger(util, [])["headroom_gib"] >= with_t.tenants - 1e-9,
                          "headroom_gib_before_co_tenants": with_t.ledger(util, [])["headroom_gib"]})
     releases = sorted(set(REPORT_RELEASES + (version,)), key=vllm_releases.parse_version)
     return {"contexts": rows, "reasoning_parser_qwen3": dict((v, vllm_releases.reasoning_parsers(v)) for v in releases)}

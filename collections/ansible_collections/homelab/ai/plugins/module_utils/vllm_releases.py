@@ -316,8 +316,8 @@ def fp8_kv_support(version, cc):
     if cc < 80:
         return False, "sm_%d: fp8 KV cache not planned below sm_80" % cc
     if has("v0_fallback_for_fp8_kv", version):
-        return False, ("vLLM %s on sm_%d: FlashAttention 2 has no fp8 KV cache, the engine falls back to V0 "
-                       "(%s): not planned" % (ver, cc, SOURCES["fp8_kv"]))
+        return False, ("vLLM %s on sm_%d: FlashAttention 2 has no fp8 KV cache, the engine falls back to V0, "
+                       "not planned; sources: %s" % (ver, cc, SOURCES["fp8_kv"]))
     if cc >= 89 and has("fp8_kv_sm89_triton", version):
         return True, "vLLM %s on sm_%d: the Triton backend reads fp8 KV natively (%s)" % (ver, cc, SOURCES["fp8_kv"])
     if has("fp8_kv_flashinfer_below_sm89", version):

@@ -109,6 +109,7 @@ def test_record_case_largest_context_answers_the_follow_up():
     assert new[(0.9, "fp8")]["largest_context"] == 23808
     # 0.95 x 24 GiB = 22.8 GiB > 24 - 0.05 (others) - 1.3 (WSL2 context) free: vLLM >= 0.9.1 refuses to start
     assert new[(0.95, "auto")]["starts"] is False
+    assert new[(0.95, "auto")]["ledger_balances"] is False
     reasoning = plan()["report"]["reasoning_parser_qwen3"]
     assert "absent" in reasoning["0.8.5"]["qwen3"] and "reasoning_content" in reasoning["0.8.5"]["deepseek_r1"]
     assert reasoning["0.32.0"]["qwen3"].startswith("works")
