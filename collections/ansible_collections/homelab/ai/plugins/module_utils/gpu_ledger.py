@@ -186,32 +186,45 @@ def co_tenant_gib(tenant, is_wsl, wsl_ctx):
                    % (tenant["pipeline"], tenant["dtype"], width, height, weights, act, ctx))
 
 
-def others_gib(gpu, running, previous, tolerance_mib):
+def others_gib(gpu, running, previous, tolerance_mib, estimates=None):
     """Memory of processes outside the stack on one GPU, and a note when it moved.
 
     used - what the previous plan predicted each running stack member holds on this GPU. Within
     ``tolerance_mib`` of the previous plan's figure, the previous figure is returned (stable
-    launch). Returns (gib, stable_previous_used, note or None).
+    launch). A running member the previous plan does not know at all (no ``previous``: first run
+    of this planner while the stack serves) is subtracted by ``estimates[member]`` when given and
+    the GPU's used memory is at least that much, else counted as other processes; the note says
+    which. Returns (gib, stable_previous_used, note or None).
     """
     key = str(gpu["index"])
     used = used_gib(gpu)
-    stack = (previous.get("stack") or {}).get(key) or {}
+    stacks = previous.get("stack") or {}
+    stack = stacks.get(key) or {}
+    known = set(m for members in stacks.values() for m in (members or {})) | set(previous.get("members") or [])
     own = sum(float(stack.get(member) or 0.0) for member in running)
-    unknown = [m for m in running if m not in stack]
+    notes = []
+    for member in running:
+        if member in known:
+            continue
+        guess = (estimates or {}).get(member)
+        if guess is not None and used - own >= guess:
+            own += guess
+            notes.append("%s running without a previous plan's figure: its memory on GPU %s is estimated at "
+                         "%.2f GiB (pass the previous plan's remember as previous)" % (member, key, guess))
+        else:
+            notes.append("GPU %s: %s running without a previous plan's figure; its memory is counted as other "
+                         "processes (pass the previous plan's remember as previous)" % (key, member))
     measured = max(0.0, used - own)
     before = (previous.get("others_gib") or {}).get(key)
     if before is None:
-        note = None
-        if unknown:
-            note = ("GPU %s: %s running without a previous plan's figure; their memory is counted as other "
-                    "processes (pass the previous plan's remember as previous)" % (key, ", ".join(unknown)))
-        return measured, False, note
+        return measured, False, "; ".join(notes) or None
     before = float(before)
-    if abs(measured - before) * GIB / MIB < tolerance_mib:
+    if abs(measured - before) * GIB / MIB < tolerance_mib and not notes:
         return before, True, None
     more = measured - before
-    return measured, False, ("other processes now hold %.1f GiB on GPU %s, %.1f GiB %s than at the last plan "
-                             "(%.1f GiB)" % (measured, key, abs(more), "more" if more > 0 else "less", before))
+    notes.insert(0, "other processes now hold %.1f GiB on GPU %s, %.1f GiB %s than at the last plan (%.1f GiB)"
+                 % (measured, key, abs(more), "more" if more > 0 else "less", before))
+    return measured, False, "; ".join(notes)
 
 
 def ledger_entry(name, gib, what):

@@ -520,12 +520,17 @@ def _cpu_plan(entry, feats, requested, kv_space_gib, has_compiler):
     }
 
 
-def _host(gpus, wsl, running, previous, tolerance_mib, wsl_ctx, reserve):
-    """Validated GPUs and what the host around vLLM holds on each (others, contexts, reserve)."""
+def _host(gpus, wsl, running, previous, tolerance_mib, wsl_ctx, reserve, requested_util):
+    """Validated GPUs and what the host around vLLM holds on each (others, contexts, reserve).
+
+    A running vLLM the previous plan does not know is estimated at requested utilization x total +
+    its CUDA context: what vLLM >= 0.9.1 holds once its profiler has filled the budget.
+    """
     is_wsl = bool(wsl.get("is_wsl"))
     others, notes, stable = {}, [], True
     for gpu in gpus:
-        gib, same, note = gl.others_gib(gpu, running, previous, tolerance_mib)
+        guess = requested_util * gl.cuda_total_gib(gpu, is_wsl) + gl.process_context_gib(is_wsl, wsl_ctx)
+        gib, same, note = gl.others_gib(gpu, running, previous, tolerance_mib, {"vllm": guess})
         others[gpu["index"]] = gib
         stable = stable and same
         if note:
@@ -831,7 +836,7 @@ def _remember(host, gpus, slices, util, chosen, placement, kv_bytes, kv_dtype, f
     return {"format": 1, "vllm_version": feats["version"], "gpu_memory_utilization": util,
             "max_model_len": chosen["max_model_len"], "kv_cache_dtype": kv_dtype, "kv_cache_memory_bytes": kv_bytes,
             "others_gib": dict((str(g["index"]), round(host["others"][g["index"]], 3)) for g in gpus),
-            "stack": stack}
+            "stack": stack, "members": sorted(["vllm"] + list(placement))}
 
 
 def _ledgers(slices, gpus, host, util, placement, eager):
@@ -884,7 +889,7 @@ def _check_tenants_elsewhere(placement, used, gpus, host, name):
 
 def _gpu_plan(entry, gpus, wsl, feats, requested, o):
     host = _host(gpus, wsl, o["running"], o["previous"], o["replan_tolerance_mib"], o["wsl_cuda_context_gib"],
-                 o["gpu_reserve_gib"])
+                 o["gpu_reserve_gib"], o["util"])
     try:
         return _gpu_plan_on(entry, gpus, wsl, feats, requested, o, host)
     except PlanRefused as exc:

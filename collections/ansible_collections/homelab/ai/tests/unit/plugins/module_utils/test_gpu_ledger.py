@@ -131,10 +131,18 @@ def test_others_beyond_tolerance_says_what_changed():
 def test_running_member_without_previous_is_flagged():
     gib, stable, note = gl.others_gib(_busy(20480), ["vllm"], {}, 512)
     assert gib == 20.0 and not stable and "vllm running without a previous plan" in note
+    assert "counted as other processes" in note
 
 
-def test_ledger_headroom():
-    led = gl.ledger(24.0, [gl.ledger_entry("weights", 18.0, "w"), gl.ledger_entry("kv_cache", 2.0, "kv")])
-    assert led == {"total_gib": 24.0, "entries": [{"name": "weights", "gib": 18.0, "what": "w"},
-                                                  {"name": "kv_cache", "gib": 2.0, "what": "kv"}],
-                   "headroom_gib": 4.0}
+def test_running_vllm_without_previous_is_estimated():
+    gib, stable, note = gl.others_gib(_busy(20480), ["vllm"], {}, 512, {"vllm": 19.0})
+    assert gib == 1.0 and not stable and "estimated at 19.00 GiB" in note
+    # an estimate larger than what the GPU holds cannot be vLLM on this GPU
+    assert gl.others_gib(_busy(1024), ["vllm"], {}, 512, {"vllm": 19.0})[0] == 1.0
+
+
+def test_member_on_another_gpu_or_cpu_is_not_unknown():
+    """The image server on the CPU holds nothing on any GPU: 'members' says the plan knows it."""
+    previous = {"others_gib": {"1": 0.0}, "stack": {"0": {"vllm": 18.0}}, "members": ["image_server", "vllm"]}
+    gpu1 = gl.validate_gpu(dict(RTX3090, index=1, memory_free_mib=24576))
+    assert gl.others_gib(gpu1, ["vllm", "image_server"], previous, 512) == (0.0, True, None)

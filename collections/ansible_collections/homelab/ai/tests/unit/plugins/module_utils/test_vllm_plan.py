@@ -364,9 +364,11 @@ def test_rerun_with_vllm_serving_plans_the_same_launch(version):
     for key in ("args", "env", "max_model_len", "gpu_memory_utilization", "remember", "ledger"):
         assert again[key] == first[key], key
     assert any("launch is unchanged" in line for line in again["explanation"])
-    # without 'previous' the running vLLM would look like a stranger holding 20+ GiB
-    with pytest.raises(vp.PlanRefused, match="vllm running without a previous plan"):
-        plan(gpus=[_running_gpu(first)], version=version, max_num_seqs=seqs, running=["vllm"])
+    # without 'previous' (first run of this planner while vLLM serves) vLLM is estimated, not a stranger
+    guess = plan(gpus=[_running_gpu(first)], version=version, max_num_seqs=seqs, running=["vllm"])
+    assert "vllm running without a previous plan's figure: its memory on GPU 0 is estimated" \
+        in guess["explanation"][0]
+    assert guess["ledger"]["0"]["entries"][-2]["gib"] < 2.0     # other processes: not vLLM's 20+ GiB
 
 
 def test_rerun_when_the_desktop_grew_says_what_changed():
@@ -504,3 +506,11 @@ def test_bad_model_sizes_name_the_field(field, value):
     with pytest.raises(RegistryError) as err:
         plan(model=dict(QWEN3_32B_AWQ, **{field: value}), version="0.32.0")
     assert "field '%s'" % field in str(err.value)
+
+
+def test_rerun_with_the_image_server_on_the_cpu_is_stable_too():
+    first = plan(version="0.32.0", max_num_seqs=16, co_tenants=[dict(SD15, device="cpu")])
+    assert first["remember"]["members"] == ["image_server", "vllm"]
+    again = plan(gpus=[_running_gpu(first)], version="0.32.0", max_num_seqs=16, running=["vllm", "image_server"],
+                 previous=first["remember"], co_tenants=[dict(SD15, device="cpu")])
+    assert again["args"] == first["args"] and again["remember"] == first["remember"]
