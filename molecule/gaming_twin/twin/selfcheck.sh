@@ -16,7 +16,7 @@ now() { date +%s.%N; }
 since() { printf '%.1f' "$(echo "$(now) - $1" | bc)"; }
 used() { "$SMI" --query-gpu=memory.used --format=csv,noheader,nounits | head -1; }
 first_bridge() { docker run --rm homelab/debian:bookworm python3 -c 'import socket; print(socket.gethostbyname(socket.gethostname()))'; }
-cleanup() { T rm -f twin-check-a twin-check-b twin-check-c >/dev/null 2>&1 || true; }
+cleanup() { T rm -f twin-check-a twin-check-b twin-check-b2 twin-check-c twin-check-d >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 t=$(now); "$TWIN" up; ok "twin.sh up in $(since "$t") s"
@@ -53,6 +53,22 @@ if out=$(T run --rm --gpus '"device=3"' debian:bookworm true 2>&1); then fail "d
 case "$out" in *"nvidia-container-cli: device error: 3: unknown device"*) ;; *) fail "device=3 refused otherwise: $out";; esac
 ok "--gpus device=3 refused: ${out##*stderr: }"
 
+# the nvidia_container_toolkit role's probe: nothing GPU-specific in the image, nvidia-smi injected
+T pull -q nvidia/cuda:12.4.1-base-ubuntu22.04 >/dev/null
+got=$(T run --rm --pull never --gpus all nvidia/cuda:12.4.1-base-ubuntu22.04 nvidia-smi -L)
+case "$got" in "GPU 0: NVIDIA GeForce RTX 3090 (UUID: GPU-"*) ok "toolkit probe: nvidia-smi -L in a GPU container: $got";;
+  *) fail "toolkit probe got: $got";; esac
+if T run --rm nvidia/cuda:12.4.1-base-ubuntu22.04 nvidia-smi -L >/dev/null 2>&1; then
+  fail "nvidia-smi ran in a container that was given no GPU"
+fi
+ok "no --gpus: no nvidia-smi in the container"
+
+# image builds on the twin daemon reach PyPI through the netns NAT (with the host's CA bundle)
+T run --rm -v /etc/ssl/certs/ca-certificates.crt:/tmp/ca.crt:ro debian:bookworm python3 -c \
+  'import ssl, urllib.request; urllib.request.urlopen("https://pypi.org/simple/pip/", timeout=20, context=ssl.create_default_context(cafile="/tmp/ca.crt")).read(64)' \
+  || fail "a twin container cannot reach PyPI"
+ok "a twin container reaches PyPI"
+
 gaming_args=(--model Qwen/Qwen3-32B-AWQ --served-model-name qwen3-32b-awq --quantization awq_marlin
   --dtype float16 --max-model-len 7936 --gpu-memory-utilization 0.9 --max-num-seqs 16
   --reasoning-parser qwen3 --host 0.0.0.0)
@@ -82,6 +98,15 @@ case "$out" in *"ValueError: Free memory on device cuda:0 (0.9/24.0 GiB) on star
   *) fail "second vLLM failed otherwise: $out";; esac
 ok "second vLLM refused: $(printf '%s\n' "$out" | grep -m1 ValueError)"
 
+# the planner's real gaming arguments (0.86 + --kv-cache-memory-bytes) beside the running vLLM
+if out=$(T run --name twin-check-b2 --gpus '"device=0"' "$VLLM" --model Qwen/Qwen3-32B-AWQ --quantization awq_marlin \
+    --max-model-len 7936 --gpu-memory-utilization 0.86 --kv-cache-memory-bytes 2094006272 --port 8003 2>&1); then
+  fail "a vLLM with --kv-cache-memory-bytes started beside the first"
+fi
+case "$out" in *"on startup is less than desired GPU memory utilization (0.86, 20.64 GiB)"*) ok "planner-style vLLM (0.86 + kv bytes) refused beside the first";;
+  *) fail "planner-style vLLM failed otherwise: $out";; esac
+T rm twin-check-b twin-check-b2 >/dev/null
+
 T stop twin-check-a >/dev/null
 [ "$(used)" -eq 1536 ] || fail "nvidia-smi used $(used) MiB after vLLM stopped (expected 1536)"
 ok "after stopping vLLM nvidia-smi shows $(used) MiB used"
@@ -94,6 +119,14 @@ case "$out" in *"(19.5/24.0 GiB) on startup is less than desired GPU memory util
   *) fail "desktop-4608 vLLM failed otherwise: $out";; esac
 ok "desktop at 4608 MiB: vLLM at 0.9 refused"
 echo 1536 >"$STATE/desktop_mib"
+
+# alone, the planner-style arguments pass and hold weights + KV bytes + runtime (21961 MiB)
+T run -d --name twin-check-d --gpus '"device=0"' "$VLLM" --model Qwen/Qwen3-32B-AWQ --quantization awq_marlin \
+  --max-model-len 7936 --gpu-memory-utilization 0.86 --kv-cache-memory-bytes 2094006272 --port 8004 >/dev/null
+for _ in $(seq 1 30); do [ "$(used)" -gt 1536 ] && break; sleep 1; done
+[ "$(used)" -eq $((1536 + 21961)) ] || fail "planner-style vLLM: nvidia-smi used $(used), expected 1536 + 21961"
+ok "planner-style vLLM alone passes; nvidia-smi shows $(used) MiB used"
+T rm -f twin-check-d >/dev/null
 
 if out=$(T run --rm "$VLLM" --model x --no-such-flag 2>&1); then fail "a bad flag was accepted"; fi
 case "$out" in *"unrecognized arguments: --no-such-flag"*) ok "bad flag refused by vLLM's parser";;
