@@ -108,7 +108,8 @@ def validate_entry(name, entry):
         out["weight_bytes"] = int(out["weight_gib"] * GIB)
     else:
         errors.append("%s: missing field 'weight_bytes' or 'weight_gib' (size of the weights on the GPU)" % where)
-    if "attention_heads" in out and out["attention_heads"] % out["kv_heads"]:
+    # kv_heads <= 0 is reported above; dividing by it would crash instead of naming the field.
+    if "attention_heads" in out and out["kv_heads"] > 0 and out["attention_heads"] % out["kv_heads"]:
         errors.append("%s: field 'attention_heads' (%d) is not a multiple of kv_heads (%d)"
                       % (where, out["attention_heads"], out["kv_heads"]))
     if errors:

@@ -33,6 +33,7 @@ def test_valid_entry_normalized():
     ({"reasoning_parser": "qwq"}, "reasoning_parser"),
     ({"colour": "blue"}, "colour"),
     ({"dtype": "int4"}, "dtype"),
+    ({"kv_heads": 0, "attention_heads": 64}, "kv_heads"),     # named, not a ZeroDivisionError
 ])
 def test_errors_name_model_and_field(change, field):
     entry = dict(GOOD)
