@@ -87,7 +87,7 @@ wait_http() { # what url [ns]
 
 start_bg() { # pidfile log cmd...  (setsid: survives the caller; pid = the command itself)
   local pidfile=$1 logfile=$2; shift 2
-  setsid "$@" >"$logfile" 2>&1 </dev/null &
+  setsid "$@" >"$logfile" 2>&1 </dev/null 9>&- &  # 9>&-: never hold the twin.sh lock
   echo $! >"$pidfile"
 }
 
@@ -154,14 +154,24 @@ dockerd_up() {
   # Own network namespace (nsenter --net) and own mount namespace (unshare -m, slave: the host's
   # mounts reach in, the twin's container mounts stay inside) where /etc/hosts names the Hub
   # stand-in. dockerd writes its own pid to --pidfile.
+  # HOMELAB_TWIN_DOCKER_DESKTOP=1: its /etc/os-release says PRETTY_NAME="Docker Desktop", so
+  # `docker info` reports Operating System "Docker Desktop" as Docker Desktop's engine does (a
+  # stand-in at the Docker Desktop boundary: docker_engine_mode auto then finds Desktop's engine).
+  rm -f "$NETNS_ETC/os-release"
+  if [ "${HOMELAB_TWIN_DOCKER_DESKTOP:-0}" = 1 ]; then
+    printf 'PRETTY_NAME="Docker Desktop"\nNAME="Docker Desktop"\nID=docker-desktop\n# homelab-twin stand-in\n' \
+      >"$NETNS_ETC/os-release"
+  fi
   setsid nsenter --net="/run/netns/$NS" unshare -m --propagation slave sh -c '
-    mount --bind "$1/hosts" /etc/hosts && shift && exec "$@"' twin-dockerd "$NETNS_ETC" \
+    mount --bind "$1/hosts" /etc/hosts &&
+    { [ ! -f "$1/os-release" ] || mount --bind "$1/os-release" /etc/os-release; } &&
+    shift && exec "$@"' twin-dockerd "$NETNS_ETC" \
     env PATH="$HERE/gpu/bin:$PATH" SSL_CERT_FILE="$RUN/hub/ca-bundle.crt" \
     dockerd --config-file "$RUN/daemon.json" \
       --host "unix://$SOCK" --data-root "$DATA_ROOT" --exec-root "$RUN/exec" \
       --pidfile "$RUN/docker.pid" --registry-mirror "http://127.0.0.1:$MIRROR_PORT" \
       --cgroup-parent /homelab-twin \
-      >"$RUN/dockerd.log" 2>&1 </dev/null &
+      >"$RUN/dockerd.log" 2>&1 </dev/null 9>&- &
   for _ in $(seq 1 60); do tdocker info >/dev/null 2>&1 && break; sleep 1; done
   tdocker info >/dev/null 2>&1 || { tail -20 "$RUN/dockerd.log" >&2; die "twin dockerd did not answer on $SOCK"; }
   tdocker info --format '{{json .Runtimes}}' >/dev/null
@@ -262,6 +272,13 @@ cmd_push_images() {
     log "pushed $hub ($src) in $(( $(date +%s) - t0 )) s"
   done
 }
+
+# One mutating command at a time (a scenario's prepare and a selfcheck may overlap).
+case "${1:-}" in
+  up|down|push-images|build-images)
+    exec 9>/run/homelab-twin.lock
+    flock -w 600 9 || die "another twin.sh holds /run/homelab-twin.lock" ;;
+esac
 
 case "${1:-}" in
   up) cmd_up ;;
