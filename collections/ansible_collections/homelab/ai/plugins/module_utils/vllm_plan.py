@@ -934,10 +934,11 @@ def _gpu_plan_on(entry, gpus, wsl, feats, requested, o, host):
     _check_speed(chosen, options, entry, desc, o["min_tps"])
     _mark(options, chosen, feats["version"])
     explanation = host["notes"] + _util_why(binding, util, o["util"]) + explanation
-    if host["stable"]:
-        explanation.append("other processes within %d MiB of the previous plan on every GPU: planned with the "
-                           "previous figures, the launch is unchanged" % o["replan_tolerance_mib"])
     result = _assemble(entry, feats, ctx, chosen, options, requested, o, warnings, explanation)
+    # Kept out of the explanation: a re-run that changes nothing must produce the same plan document.
+    result["replan"] = {"stable": bool(host["stable"]), "note": (
+        "other processes within %d MiB of the previous plan on every GPU: planned with the previous figures, "
+        "the launch is unchanged" % o["replan_tolerance_mib"]) if host["stable"] else None}
     result.update({"gpus": [g["index"] for g in used], "gpu": desc, "gpu_memory_utilization": util,
                    "co_tenant_placement": dict((n, dict((k, v) for k, v in p.items() if k != "auto"))
                                                for n, p in placement.items()),

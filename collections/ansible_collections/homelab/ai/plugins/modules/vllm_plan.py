@@ -215,6 +215,12 @@ plan:
     remember:
       description: Figures to store and pass back as C(previous) on the next run (stable for the same inputs).
       type: dict
+    replan:
+      description:
+        - C(stable) is true when a re-run planned with the previous figures (other processes within
+          O(replan_tolerance_mib)), C(note) says so. Kept out of C(explanation) so that an unchanged
+          re-run yields the same plan document.
+      type: dict
     report:
       description: Largest context with and without fp8 KV at 0.90 and 0.95; Qwen3 reasoning parser per release.
       type: dict

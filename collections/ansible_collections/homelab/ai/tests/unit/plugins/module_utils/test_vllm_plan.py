@@ -361,9 +361,12 @@ def test_rerun_with_vllm_serving_plans_the_same_launch(version):
     first = plan(gpus=[desktop(1536)], version=version, max_num_seqs=seqs)
     again = plan(gpus=[_running_gpu(first)], version=version, max_num_seqs=seqs, running=["vllm"],
                  previous=first["remember"])
-    for key in ("args", "env", "max_model_len", "gpu_memory_utilization", "remember", "ledger"):
+    for key in ("args", "env", "max_model_len", "gpu_memory_utilization", "remember", "ledger", "explanation"):
         assert again[key] == first[key], key
-    assert any("launch is unchanged" in line for line in again["explanation"])
+    # the whole plan document is the same (the role writes it to status/plan.json: changed=0)
+    assert dict(again, replan=None) == dict(first, replan=None)
+    assert again["replan"]["stable"] and "launch is unchanged" in again["replan"]["note"]
+    assert first["replan"] == {"stable": False, "note": None}
     # without 'previous' (first run of this planner while vLLM serves) vLLM is estimated, not a stranger
     guess = plan(gpus=[_running_gpu(first)], version=version, max_num_seqs=seqs, running=["vllm"])
     assert "vllm running without a previous plan's figure: its memory on GPU 0 is estimated" \
