@@ -66,6 +66,10 @@ class GpuFactsError(ValueError):
     """A GPU fact or planner input is missing or malformed; the message names GPU and field."""
 
 
+class GpuSaturated(GpuFactsError):
+    """Other processes grew while the stack serves and the GPU is full: no safe re-plan."""
+
+
 def _number(value, where, field, positive=True, allow_none=False):
     if value is None and allow_none:
         return None
@@ -222,9 +226,29 @@ def others_gib(gpu, running, previous, tolerance_mib, estimates=None):
     if abs(measured - before) * GIB / MIB < tolerance_mib and not notes:
         return before, True, None
     more = measured - before
-    notes.insert(0, "other processes now hold %.1f GiB on GPU %s, %.1f GiB %s than at the last plan (%.1f GiB)"
-                 % (measured, key, abs(more), "more" if more > 0 else "less", before))
+    change = ("other processes now hold %.1f GiB on GPU %s, %.1f GiB %s than at the last plan (%.1f GiB)"
+              % (measured, key, abs(more), "more" if more > 0 else "less", before))
+    _refuse_when_saturated(gpu, own, more, tolerance_mib, change)
+    notes.insert(0, change)
     return measured, False, "; ".join(notes)
+
+
+def _refuse_when_saturated(gpu, own, more, tolerance_mib, change):
+    """Other processes grew while the stack serves and the card is full: the figure is a floor.
+
+    A desktop cannot take more than what is free while vLLM holds its memory; once vLLM stops for
+    a new launch, it takes the rest (seen on the gaming twin: a re-plan from the capped figure
+    started a vLLM that refused, and the previous launch no longer fit either). Nothing can be
+    planned safely from here, so refuse before anything is touched."""
+    free_mib = gpu["free_mib"]
+    if own <= 0 or more * GIB / MIB < tolerance_mib or free_mib is None or free_mib >= tolerance_mib:
+        return
+    raise GpuSaturated(
+        "%s, and GPU %s has only %d MiB free: while the stack serves, what other processes hold is capped by "
+        "what is free, so they may hold more once vLLM stops and a new launch could fail to start. Nothing "
+        "was changed and the running stack keeps serving. Free GPU memory on the host (close what took it) "
+        "and rerun, or stop the stack's containers and rerun to plan from a clean measurement."
+        % (change, gpu["index"], free_mib))
 
 
 def ledger_entry(name, gib, what):
