@@ -27,12 +27,21 @@ stage_sanity() { bash scripts/ansible-test.sh sanity; }
 stage_units() { bash scripts/ansible-test.sh units; }
 stage_pytest() { pytest_strict -m "not needs_vllm_image" --junitxml="$OUT_DIR/pytest.xml"; }
 stage_pytest_vllm() { pytest_strict -m needs_vllm_image --junitxml="$OUT_DIR/pytest-vllm.xml"; }
+failed_logs=()
 stage_molecule() {
-  local rc=0 s
+  local rc=0 s start
   for s in molecule/*/molecule.yml; do
     s="$(basename "$(dirname "$s")")"
     log "molecule scenario $s"
-    molecule test -s "$s" || { rc=1; echo "molecule scenario $s failed" >&2; }
+    start=$SECONDS
+    # Each scenario's output is kept so a failure can be shown again at the very end, where a
+    # CI log that keeps only its tail still shows what broke.
+    if molecule test -s "$s" 2>&1 | tee "$OUT_DIR/molecule-$s.log"; then
+      log "molecule scenario $s passed in $((SECONDS - start)) s"
+    else
+      rc=1; failed_logs+=("$OUT_DIR/molecule-$s.log")
+      log "molecule scenario $s FAILED after $((SECONDS - start)) s"
+    fi
   done
   return $rc
 }
@@ -45,5 +54,9 @@ for stage in "${STAGES[@]}"; do
   esac
 done
 
+for f in "${failed_logs[@]}"; do
+  log "the failure in $(basename "$f" .log), again (last 150 lines of $f):"
+  grep -v '^\s*$' "$f" | tail -n 150
+done
 log "passed stages: ${passed[*]:-none}"
 [ ${#failed[@]} -eq 0 ] || { log "FAILED stages: ${failed[*]}"; exit 1; }
