@@ -42,6 +42,8 @@ PREVIOUS_SUFFIX = "-previous"
 LOG_TAIL = 40
 POLL_S = 0.5
 
+DEFAULT_LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
+
 READY = "ready"
 WAITING = "waiting"
 FAILED = "failed"
@@ -182,6 +184,23 @@ def normalize_tmpfs(tmpfs):
     return out
 
 
+def normalize_log_config(driver, options):
+    """The container's log driver and options; json-file needs max-size and max-file so logs are bounded."""
+    if driver is None and options is None:
+        options = DEFAULT_LOG_OPTIONS
+    driver = str(driver or "json-file")
+    options = dict((str(k), str(v)) for k, v in (options or {}).items())
+    if driver in ("json-file", "local"):
+        missing = [k for k in ("max-size", "max-file") if not options.get(k)]
+        if missing:
+            raise ValueError("log_options for the %s log driver need %s, or the log grows without bound"
+                             % (driver, " and ".join(missing)))
+        if not re.match(r"^\d+[kmg]?$", options["max-size"]) or not options["max-file"].isdigit():
+            raise ValueError("log_options max-size %r / max-file %r: use a size like 10m and a count like 3"
+                             % (options["max-size"], options["max-file"]))
+    return {"type": driver, "config": options}
+
+
 def desired_config(params):
     """The canonical, secret-free description of the container: hashed, labelled, diffed."""
     ports = sorted((parse_port(p) for p in params.get("ports") or []), key=port_key)
@@ -208,6 +227,10 @@ def desired_config(params):
         "shm_size": str(params["shm_size"]) if params.get("shm_size") is not None else None,
         "ipc_mode": params.get("ipc_mode"),
         "working_dir": params.get("working_dir"),
+        "log_config": normalize_log_config(params.get("log_driver"), params.get("log_options")),
+        "init": bool(params.get("init")),
+        "memory": str(params["memory"]) if params.get("memory") else None,
+        "pids_limit": int(params["pids_limit"]) if params.get("pids_limit") else None,
     }
 
 
@@ -399,7 +422,9 @@ class Rollout:
                       cap_drop=self.config["cap_drop"] or None, security_opt=self.config["security_opt"] or None,
                       read_only=self.config["read_only"] or None, tmpfs=self.config["tmpfs"] or None,
                       shm_size=self.config["shm_size"], ipc_mode=self.config["ipc_mode"],
-                      device_requests=device_requests, network_mode=nets[0] if nets else None)
+                      device_requests=device_requests, network_mode=nets[0] if nets else None,
+                      log_config=self.config["log_config"], init=self.config["init"] or None,
+                      mem_limit=self.config["memory"], pids_limit=self.config["pids_limit"])
         return c.create_host_config(**dict((k, v) for k, v in kwargs.items() if v is not None))
 
     def _labels(self, salt):

@@ -217,6 +217,30 @@ options:
   working_dir:
     description: Working directory inside the container.
     type: str
+  log_driver:
+    description: Docker log driver of the container.
+    type: str
+    default: json-file
+  log_options:
+    description:
+      - Options of I(log_driver). For C(json-file) and C(local), C(max-size) and C(max-file) are
+        required so a container's log cannot fill the disk.
+    type: dict
+    default:
+      max-size: 10m
+      max-file: "3"
+  init:
+    description:
+      - Run Docker's init (tini) as PID 1, so the process gets signals and a stop does not wait out
+        I(stop_timeout).
+    type: bool
+    default: true
+  memory:
+    description: Memory limit, for example C(8g). Unset means no limit.
+    type: str
+  pids_limit:
+    description: Most processes and threads the container may have. Unset means no limit.
+    type: int
   state:
     description: C(started) rolls out; C(absent) removes the container (volumes are kept).
     type: str
@@ -337,7 +361,10 @@ from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
     HAS_DOCKER,
     HomelabDockerError,
 )
-from ansible_collections.homelab.ai.plugins.module_utils.container_rollout import run_container_rollout
+from ansible_collections.homelab.ai.plugins.module_utils.container_rollout import (
+    DEFAULT_LOG_OPTIONS,
+    run_container_rollout,
+)
 
 
 def main():
@@ -384,6 +411,11 @@ def main():
             shm_size=dict(type="str"),
             ipc_mode=dict(type="str"),
             working_dir=dict(type="str"),
+            log_driver=dict(type="str", default="json-file"),
+            log_options=dict(type="dict", default=dict(DEFAULT_LOG_OPTIONS)),
+            init=dict(type="bool", default=True),
+            memory=dict(type="str"),
+            pids_limit=dict(type="int"),
             state=dict(type="str", default="started", choices=["started", "absent"]),
             rollback=dict(type="bool", default=True),
             remove_anonymous_volumes=dict(type="bool", default=False),
