@@ -21,6 +21,9 @@ BASE_IMAGE = os.environ.get("HOMELAB_BASE_IMAGE", "homelab/debian:bookworm")
 # A real key with a known fingerprint, from Debian's archive keyring on this machine.
 REAL_KEY = Path("/usr/share/keyrings/debian-archive-bookworm-stable.gpg")
 REAL_KEY_FPR = "4D64FEC119C2029067D6E791F8D2585B8783D481"
+# Another real key, appended to the expected one in a key file apt would then trust for both.
+OTHER_REAL_KEY = Path("/usr/share/keyrings/debian-archive-trixie-stable.gpg")
+OTHER_REAL_KEY_FPR = "41587F7DB8C774BCCF131416762F67A0B2C39DE4"
 STANDINS = Path(__file__).resolve().parent / "standins"
 
 
@@ -34,10 +37,12 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture(scope="session")
 def key_server(tmp_path_factory):
-    """HTTP server on the host network serving the key under both repositories' key names."""
+    """HTTP server on the host network serving the key under both repositories' key names, and a
+    file holding the key plus another one (expected-plus-another.gpg)."""
     root = tmp_path_factory.mktemp("keys")
     for name in ("docker.gpg", "nvidia.gpg"):
         shutil.copy(REAL_KEY, root / name)
+    (root / "expected-plus-another.gpg").write_bytes(REAL_KEY.read_bytes() + OTHER_REAL_KEY.read_bytes())
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

@@ -1,7 +1,7 @@
 """The gaming playbook's docker_engine and nvidia_container_toolkit roles against a Debian container."""
 import json
 
-from conftest import REAL_KEY_FPR, STANDINS, recap
+from conftest import OTHER_REAL_KEY_FPR, REAL_KEY_FPR, STANDINS, recap
 
 
 def key_vars(key_server, **extra):
@@ -68,6 +68,18 @@ def test_wrong_key_fingerprint_fails_naming_both(host, key_server):
     assert "apt key check failed" in out
     assert "key fingerprint 9DC858229FC7DD38854AE2D88D81803C0EBFCD88 expected, the file holds %s" % REAL_KEY_FPR in out
     assert host.sh("test -s /etc/apt/keyrings/docker.asc && command -v gpg").returncode == 0
+
+
+def test_key_file_with_the_expected_key_plus_another_is_refused(host, key_server):
+    """The expected fingerprint is in the file, but so is a second key apt would trust as well."""
+    extra = key_vars(key_server, docker_engine_apt_key_url=key_server + "/expected-plus-another.gpg",
+                     docker_engine_apt_key_fingerprint=REAL_KEY_FPR)
+    rc, out = host.play(extra, name="twokeys")
+    assert rc != 0
+    assert "apt key check failed" in out
+    assert "holds 2 primary keys, exactly one (%s) expected: apt would trust the others too (%s)" % (
+        REAL_KEY_FPR, OTHER_REAL_KEY_FPR) in out
+    assert "Add Docker's apt repository" not in out.split("apt key check failed", 1)[1]
 
 
 def restarts(host):

@@ -14,7 +14,8 @@ tests feed real outputs straight in:
   engine inside the distro versus none, and what the role does about it (use it, install
   docker-ce from Docker's apt repository, start it with systemd or with ``service``);
 * ``wsl_conf_systemd``: ``/etc/wsl.conf`` ``[boot] systemd=true``;
-* ``gpg_fingerprints``: primary key fingerprints from ``gpg --show-keys --with-colons``;
+* ``gpg_fingerprints`` / ``check_fingerprint``: primary key fingerprints from ``gpg --show-keys
+  --with-colons``; a key file must hold exactly the expected key, not one among several;
 * ``daemon_json_state`` / ``plan_nvidia_runtime`` / ``daemon_json_lost``: whether the nvidia
   runtime is registered, whether ``nvidia-ctk runtime configure`` must run, and whether its
   merge kept every setting that was there before;
@@ -381,13 +382,17 @@ def plan_engine(observed, mode="auto", packages=ENGINE_PACKAGES, versions=None,
 
 
 def gpg_fingerprints(colons_text):
-    """Fingerprints of the primary keys in ``gpg --show-keys --with-colons`` output (upper case)."""
+    """Fingerprints of the primary keys in ``gpg --show-keys --with-colons`` output (upper case).
+
+    Public (``pub``) and secret (``sec``) primary keys both count; subkeys (``sub``/``ssb``) do not."""
     fingerprints = []
     expect = False
     for line in (colons_text or "").splitlines():
         fields = line.split(":")
-        if fields[0] == "pub":
+        if fields[0] in ("pub", "sec"):
             expect = True
+        elif fields[0] in ("sub", "ssb"):
+            expect = False
         elif fields[0] == "fpr" and expect and len(fields) > 9:
             fingerprints.append(fields[9].upper())
             expect = False
@@ -399,13 +404,21 @@ def normalise_fingerprint(value):
 
 
 def check_fingerprint(colons_text, expected):
-    """Return None when ``expected`` is a primary key fingerprint of the file, else the error."""
+    """Return None when the file holds exactly one primary key and it is ``expected``, else the error.
+
+    apt trusts every key of a ``signed-by`` file, so a file with the expected key and another one
+    would let the other key sign the repository: one key among several is refused."""
     want = normalise_fingerprint(expected)
     found = gpg_fingerprints(colons_text)
     if not found:
         return "the key file holds no OpenPGP public key (gpg --show-keys printed no fingerprint)"
-    if want in found:
+    if found == [want]:
         return None
+    if want in found:
+        others = [fpr for fpr in found if fpr != want]
+        return ("the key file holds %d primary keys, exactly one (%s) expected: apt would trust the others too "
+                "(%s). Download the key again from its vendor's URL; do not append keys to this file"
+                % (len(found), want, ", ".join(others)))
     return "key fingerprint %s expected, the file holds %s" % (want, ", ".join(found))
 
 

@@ -233,6 +233,55 @@ def test_gpg_fingerprints_primary_keys_only():
     assert "no OpenPGP public key" in de.check_fingerprint("", "9DC8")
 
 
+BOOKWORM_FPR = "4D64FEC119C2029067D6E791F8D2585B8783D481"
+TRIXIE_FPR = "41587F7DB8C774BCCF131416762F67A0B2C39DE4"
+
+
+def test_the_expected_key_plus_another_is_refused():
+    """apt trusts every key of a signed-by file: the expected key among others is not enough."""
+    two = load("gpg", "bookworm_stable_plus_trixie_stable.colons.txt")
+    assert de.gpg_fingerprints(two) == [BOOKWORM_FPR, TRIXIE_FPR]
+    error = de.check_fingerprint(two, BOOKWORM_FPR)
+    assert error is not None
+    assert "holds 2 primary keys, exactly one (%s) expected" % BOOKWORM_FPR in error
+    assert "apt would trust the others too (%s)" % TRIXIE_FPR in error
+    assert "Download the key again" in error
+    # The keyring of nine primary keys holds the bookworm key too, and is refused for it.
+    many = load("gpg", "debian_archive_keyring.colons.txt")
+    assert BOOKWORM_FPR in de.gpg_fingerprints(many)
+    assert "holds 9 primary keys" in de.check_fingerprint(many, BOOKWORM_FPR)
+    # Neither key of the two is the expected one: the plain mismatch message, naming both.
+    other = de.check_fingerprint(two, "9DC858229FC7DD38854AE2D88D81803C0EBFCD88")
+    assert "9DC858229FC7DD38854AE2D88D81803C0EBFCD88 expected, the file holds %s, %s" % (BOOKWORM_FPR, TRIXIE_FPR) in other
+
+
+def test_subkeys_do_not_count_and_a_secret_primary_key_does():
+    one = load("gpg", "debian_bookworm_stable.colons.txt")
+    with_subkey = one + "sub:-:255:18:0123456789ABCDEF:1674492243::::::e::::::cv25519::\n" \
+                        "fpr:::::::::AAAABBBBCCCCDDDDEEEEFFFF0000111122223333:\n"
+    assert de.check_fingerprint(with_subkey, BOOKWORM_FPR) is None
+    with_secret = one + "sec:u:255:22:0123456789ABCDEF:1674492243:::u:::scSC:::+:::ed25519:::0:\n" \
+                        "fpr:::::::::AAAABBBBCCCCDDDDEEEEFFFF0000111122223333:\n"
+    assert "holds 2 primary keys" in de.check_fingerprint(with_secret, BOOKWORM_FPR)
+
+
+def test_verify_key_file_names_the_file_when_it_holds_two_keys():
+    two = load("gpg", "bookworm_stable_plus_trixie_stable.colons.txt")
+    calls = []
+
+    def runner(cmd):
+        calls.append(cmd)
+        return 0, two, ""
+
+    result = de.verify_key_file(runner, "/usr/bin/gpg", "/etc/apt/keyrings/docker.asc", BOOKWORM_FPR)
+    assert calls == [["/usr/bin/gpg", "--batch", "--show-keys", "--with-colons", "/etc/apt/keyrings/docker.asc"]]
+    assert result["ok"] is False and result["fingerprints"] == [BOOKWORM_FPR, TRIXIE_FPR]
+    assert result["error"].startswith("/etc/apt/keyrings/docker.asc: the key file holds 2 primary keys")
+    single = de.verify_key_file(lambda cmd: (0, load("gpg", "debian_bookworm_stable.colons.txt"), ""),
+                                "/usr/bin/gpg", "/k.asc", BOOKWORM_FPR)
+    assert single == {"ok": True, "fingerprints": [BOOKWORM_FPR], "error": None}
+
+
 # ---- daemon.json and the nvidia runtime ----------------------------------------------------
 
 # What `nvidia-ctk runtime configure --runtime=docker` adds (NVIDIA container toolkit install guide).
