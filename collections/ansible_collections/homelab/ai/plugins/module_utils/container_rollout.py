@@ -12,11 +12,15 @@ stable_seconds; a crash, a restart loop or a failed health check restores the pr
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import contextlib
+import ipaddress
 import json
 import os
 import re
+import signal
 import time
 
+from urllib import parse as urllib_parse
 from urllib import request as urllib_request
 
 from ansible_collections.homelab.ai.plugins.module_utils import docker_common
@@ -26,10 +30,13 @@ from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
     get_client,
     inspect_container_or_none,
     inspect_image_or_none,
+    is_not_found,
     parse_duration,
+    resolve_docker_host,
     stable_hash,
     to_nanoseconds,
 )
+from ansible_collections.homelab.ai.plugins.module_utils.host_lock import DEFAULT_STATE_DIR, HostLock
 
 CONFIG_HASH_LABEL = "homelab.ai.config-hash"
 CONFIG_LABEL = "homelab.ai.config"
@@ -38,7 +45,9 @@ SECRET_SALT_LABEL = "homelab.ai.secret-salt"
 MANAGED_LABEL = "homelab.ai.managed-by"
 IMAGE_REF_LABEL = "homelab.ai.image-ref"
 MANAGER = "homelab.ai.container_rollout"
+GATE_LABEL = "homelab.ai.health-gate"
 PREVIOUS_SUFFIX = "-previous"
+ROLLBACK_SUFFIX = "-rollback"
 LOG_TAIL = 40
 POLL_S = 0.5
 
@@ -228,7 +237,7 @@ def desired_config(params):
         "ipc_mode": params.get("ipc_mode"),
         "working_dir": params.get("working_dir"),
         "log_config": normalize_log_config(params.get("log_driver"), params.get("log_options")),
-        "init": bool(params.get("init")),
+        "init": bool(params.get("init", True)),
         "memory": str(params["memory"]) if params.get("memory") else None,
         "pids_limit": int(params["pids_limit"]) if params.get("pids_limit") else None,
     }
@@ -332,10 +341,174 @@ def port_conflicts(ports, containers, ignore_ids):
 
 
 # --------------------------------------------------------------------------------------------
+# Validation before anything is touched (pure)
+# --------------------------------------------------------------------------------------------
+
+_DEVICE_ID_RE = re.compile(r"^(\d+|GPU-[0-9a-fA-F-]{8,}|MIG-[0-9a-zA-Z/-]+)$")
+
+
+def _overlapping_ips(a, b):
+    return a == b or a in ("", "0.0.0.0", "::") or b in ("", "0.0.0.0", "::")
+
+
+def port_problems(ports):
+    """Sentences about host addresses that are not IP addresses and host ports published twice."""
+    problems = []
+    for p in ports:
+        if p["host_ip"]:
+            try:
+                ipaddress.ip_address(p["host_ip"])
+            except ValueError:
+                problems.append("host address %r of port %s is not an IP address" % (p["host_ip"], port_key(p)))
+    published = [p for p in ports if p["host_port"]]
+    for i, a in enumerate(published):
+        for b in published[i + 1:]:
+            if (a["host_port"], a["proto"]) == (b["host_port"], b["proto"]) and _overlapping_ips(a["host_ip"], b["host_ip"]):
+                problems.append("host port %s/%s is published twice (%s and %s)"
+                                % (a["host_port"], a["proto"], port_key(a), port_key(b)))
+    return problems
+
+
+def volume_problems(volumes, host_is_local):
+    """Sentences about container paths mounted twice and bind sources that are not clean or absent."""
+    problems = []
+    seen = {}
+    for v in volumes:
+        if v["target"] in seen:
+            problems.append("container path %s is mounted twice (%s and %s)" % (v["target"], seen[v["target"]], v["source"]))
+        seen[v["target"]] = v["source"]
+        if v["type"] != "bind":
+            continue
+        if os.path.normpath(v["source"]) != v["source"].rstrip("/") or "/../" in v["source"] + "/":
+            problems.append("bind source %s is not a normalised path (write %s)" % (v["source"], os.path.normpath(v["source"])))
+        elif host_is_local and not os.path.exists(v["source"]):
+            problems.append("bind source %s does not exist on the Docker host (Docker would create an empty "
+                            "root-owned directory there): create it first" % v["source"])
+    return problems
+
+
+def device_request_problems(requests):
+    """Sentences about device requests the daemon or the NVIDIA runtime would refuse or misread."""
+    problems = []
+    for n, r in enumerate(requests, 1):
+        where = "device request %d (driver %s)" % (n, r["driver"] or "unset")
+        if r["device_ids"] and r["count"]:
+            problems.append("%s sets both count and device_ids: Docker takes one of them" % where)
+        if not r["device_ids"] and r["count"] == 0:
+            problems.append("%s asks for no device: set count (-1 for all) or device_ids" % where)
+        if r["count"] < -1:
+            problems.append("%s has count %d: use -1 for all or a positive number" % (where, r["count"]))
+        bad = [d for d in r["device_ids"] if not _DEVICE_ID_RE.match(d)]
+        if bad:
+            problems.append("%s has device id(s) %s: use GPU indexes (0, 1) or UUIDs (GPU-...)" % (where, ", ".join(bad)))
+        if r["driver"] == "nvidia" and not any(r["capabilities"]):
+            problems.append("%s has no capabilities: the NVIDIA runtime needs at least [gpu]" % where)
+    return problems
+
+
+def health_url_problems(url):
+    if not url:
+        return []
+    parsed = urllib_parse.urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return ["health_url %r is not an http(s) URL with a host" % url]
+    return []
+
+
+def validation_problems(config, ports, volumes, params):
+    host = resolve_docker_host(params.get("docker_host"))
+    return (port_problems(ports) + volume_problems(volumes, host.startswith("unix://"))
+            + device_request_problems(config["device_requests"]) + health_url_problems(params.get("health_url")))
+
+
+# --------------------------------------------------------------------------------------------
+# The rollout's journal: what an interrupted run left behind
+# --------------------------------------------------------------------------------------------
+
+class Journal:
+    """<state_dir>/<key>.rollout.json, written before a rollout touches the current container and
+    removed when it is done, so the next run knows that a `-previous` container is the last working
+    deployment, whether it was running, and which container is the unproven candidate."""
+
+    def __init__(self, state_dir, key):
+        self.path = os.path.join(state_dir, key + ".rollout.json")
+
+    def read(self):
+        try:
+            with open(self.path) as fh:
+                return json.load(fh)
+        except (IOError, OSError, ValueError):
+            return None
+
+    def write(self, **entry):
+        parent = os.path.dirname(self.path)
+        if not os.path.isdir(parent):
+            os.makedirs(parent, 0o755)
+        entry.setdefault("pid", os.getpid())
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(entry, fh, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.rename(tmp, self.path)
+
+    def update(self, **changes):
+        entry = self.read() or {}
+        entry.update(changes)
+        self.write(**entry)
+
+    def clear(self):
+        try:
+            os.remove(self.path)
+        except OSError:
+            pass
+
+
+class RolloutInterrupted(Exception):
+    """SIGINT, SIGTERM or SIGHUP arrived while a candidate was being started or gated."""
+
+
+@contextlib.contextmanager
+def signals_raise():
+    """Turn SIGINT/SIGTERM/SIGHUP into RolloutInterrupted while the candidate is unproven."""
+    def handler(signum, frame):
+        raise RolloutInterrupted("signal %d" % signum)
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            old[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread (unit tests may run rollouts in threads)
+            pass
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+@contextlib.contextmanager
+def signals_ignored():
+    """While the previous deployment is put back, a second Ctrl-C must not leave it half restored."""
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            old[sig] = signal.signal(sig, signal.SIG_IGN)
+        except ValueError:
+            pass
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+# --------------------------------------------------------------------------------------------
 # Talking to Docker
 # --------------------------------------------------------------------------------------------
 
 class Rollout:
+    """One service's rollout. Containers it may leave: <name> (serving), <name>-previous (the last
+    working deployment, parked while a candidate is gated; the journal says so) and <name>-rollback
+    (the deployment before the current one, stopped, for `state: rolled_back`)."""
+
     def __init__(self, params, check_mode=False, client_factory=get_client):
         self.p = params
         self.check_mode = check_mode
@@ -343,6 +516,7 @@ class Rollout:
         if not _NAME_RE.match(self.name):
             raise HomelabDockerError("container name %r is invalid: use letters, digits, '_', '.', '-'" % self.name)
         self.previous_name = self.name + PREVIOUS_SUFFIX
+        self.rollback_name = self.name + ROLLBACK_SUFFIX
         self.actions = []
         self.progress = ProgressLog(params.get("progress_path"))
         try:
@@ -351,6 +525,15 @@ class Rollout:
             self.volumes = [parse_volume(x) for x in params.get("volumes") or []]
         except ValueError as exc:
             raise HomelabDockerError("Invalid parameter for container %s: %s" % (self.name, exc))
+        problems = validation_problems(self.config, self.ports, self.volumes, params)
+        if problems:
+            raise HomelabDockerError("Invalid parameters for container %s: %s. Nothing was changed."
+                                     % (self.name, "; ".join(problems)), problems=problems)
+        host = resolve_docker_host(params.get("docker_host"))
+        self.key = "%s-%s" % (self.name, stable_hash(host)[:8])
+        state_dir = params.get("state_dir") or DEFAULT_STATE_DIR
+        self.state_dir = state_dir
+        self.journal = Journal(state_dir, self.key)
         self.client = client_factory(params.get("docker_host"), 60)
 
     def act(self, text):
@@ -392,8 +575,15 @@ class Rollout:
             self.client.remove_container(ref, force=True, v=bool(self.p.get("remove_anonymous_volumes")))
             self.act("removed %s %s" % (what, ref))
         except Exception as exc:
-            if "No such container" not in str(exc):
+            if "No such container" not in str(exc) and not is_not_found(exc):
                 raise
+
+    def _managed(self, ref):
+        """inspect of ref when this module made it, else None (a stranger's container is never touched)."""
+        info = inspect_container_or_none(self.client, ref)
+        if info is None or (info["Config"].get("Labels") or {}).get(MANAGED_LABEL) != MANAGER:
+            return None
+        return info
 
     def _ensure_networks(self):
         for net in self.config["networks"]:
@@ -434,6 +624,9 @@ class Rollout:
             CONFIG_HASH_LABEL: stable_hash(self.config),
             CONFIG_LABEL: json.dumps(self.config, sort_keys=True, separators=(",", ":")),
             IMAGE_REF_LABEL: self.p["image"],
+            GATE_LABEL: json.dumps({"health_url": self.p.get("health_url"),
+                                    "health_timeout": self.p.get("health_timeout") or 120,
+                                    "stable_seconds": self.p.get("stable_seconds") or 0}, sort_keys=True),
         })
         if self.p.get("secret_env"):
             labels[SECRET_SALT_LABEL] = salt
@@ -475,10 +668,20 @@ class Rollout:
         self.act("started %s" % what)
         return None
 
-    def wait_healthy(self, cid, baseline_restarts=0, timeout=None, health_url=None):
+    def _gate_of(self, info):
+        """The health gate a container was rolled out with (its label), this task's where unset."""
+        gate = {"health_url": self.p.get("health_url"), "health_timeout": self.p.get("health_timeout"),
+                "stable_seconds": self.p.get("stable_seconds")}
+        try:
+            gate.update(json.loads(((info.get("Config") or {}).get("Labels") or {}).get(GATE_LABEL) or "{}"))
+        except ValueError:
+            pass
+        return gate
+
+    def wait_healthy(self, cid, baseline_restarts=0, timeout=None, health_url=None, stable_seconds=None):
         """(ok, reason, last_inspect): poll until ready and stable, failed, or timed out."""
-        timeout = float(self.p.get("health_timeout") or 120) if timeout is None else timeout
-        stable = float(parse_duration(self.p.get("stable_seconds")) or 0)
+        timeout = float(self.p.get("health_timeout") or 120) if timeout is None else float(timeout)
+        stable = float(parse_duration(self.p.get("stable_seconds") if stable_seconds is None else stable_seconds) or 0)
         headers = self.p.get("health_headers") or {}
         deadline = time.time() + timeout
         ready_since = None
@@ -513,27 +716,123 @@ class Rollout:
                 return False, "not healthy within %ss: %s" % (timeout, reason), last
             time.sleep(POLL_S)
 
-    # -- entry points -----------------------------------------------------------------------
-    def absent(self):
-        result = {"changed": False, "actions": self.actions, "rolled_back": False, "container": None,
-                  "previous_image_id": None}
-        for ref, what in ((self.name, "container"), (self.previous_name, "leftover previous container")):
-            info = inspect_container_or_none(self.client, ref)
-            if info is None:
-                continue
-            if what != "container" and (info["Config"].get("Labels") or {}).get(MANAGED_LABEL) != MANAGER:
-                continue
-            result["changed"] = True
-            result["previous_image_id"] = result["previous_image_id"] or info["Image"]
-            if self.check_mode:
-                self.act("would remove %s %s (named volumes kept)" % (what, ref))
-            else:
-                self._remove(ref, what)
-        result["diff"] = {"before": {"state": "present" if result["changed"] else "absent"},
-                          "after": {"state": "absent"}}
-        return result
+    def _gate(self, info, baseline=None):
+        """wait_healthy with the gate the container itself was rolled out with."""
+        gate = self._gate_of(info)
+        return self.wait_healthy(info["Id"], info.get("RestartCount") or 0 if baseline is None else baseline,
+                                 timeout=gate["health_timeout"], health_url=gate["health_url"],
+                                 stable_seconds=gate["stable_seconds"])
 
-    def started(self):
+    def _own_restart_policy(self, info):
+        """The restart policy a container was rolled out with (its config label), not the parked 'no'."""
+        try:
+            policy = json.loads(((info.get("Config") or {}).get("Labels") or {}).get(CONFIG_LABEL) or "{}").get("restart_policy")
+        except ValueError:
+            policy = None
+        return policy or (info.get("HostConfig") or {}).get("RestartPolicy") or {"Name": ""}
+
+    # -- parking: the stages of a replacement -----------------------------------------------
+    def _park(self, info, as_name, phase, candidate_origin):
+        """Move a working container aside: journal first, then rename, no restart policy, stop."""
+        running = (info.get("State") or {}).get("Status") in ("running", "restarting")
+        self.journal.write(phase=phase, name=self.name, previous_id=info["Id"], previous_was_running=running,
+                           previous_image_id=info["Image"], candidate_id=None, candidate_origin=candidate_origin,
+                           started_at=time.time())
+        self.client.rename(info["Id"], as_name)
+        self.act("renamed %s to %s" % (info["Name"].lstrip("/"), as_name))
+        # A parked container must not come back by itself (daemon restart, WSL reboot) and take the ports.
+        self.client.update_container(info["Id"], restart_policy={"Name": ""})
+        if running:
+            self.client.stop(info["Id"], timeout=int(self.p.get("stop_timeout") or 10))
+            self.act("stopped %s (frees its host ports)" % as_name)
+        return running
+
+    def _unpark(self, info, was_running):
+        """Put a parked container back under the service name; (ok, reason) of its gate if it ran."""
+        self.client.rename(info["Id"], self.name)
+        self.client.update_container(info["Id"], restart_policy=self._own_restart_policy(info))
+        self.act("renamed %s back to %s" % (info["Name"].lstrip("/"), self.name))
+        if not was_running:
+            return True, "it was not running before, so it stays stopped"
+        err = self._start(info["Id"], "previous container %s" % self.name)
+        if err:
+            return False, err
+        ok, reason, dummy = self._gate(info)
+        return ok, reason
+
+    def _keep_for_rollback(self, previous_id):
+        """After a replacement passed its gate: the replaced container becomes <name>-rollback."""
+        old = self._managed(self.rollback_name)
+        if old is not None and old["Id"] != previous_id:
+            self._remove(old["Id"], "older rollback container")
+        if self.p.get("keep_rollback", True):
+            self.client.rename(previous_id, self.rollback_name)
+            self.act("kept the replaced container stopped as %s (state=rolled_back returns to it)" % self.rollback_name)
+        else:
+            self._remove(previous_id, "previous container")
+
+    def _put_aside_candidate(self, cid, origin):
+        """A candidate that failed: a new one is removed, a rollback container goes back to waiting."""
+        if origin == "rollback":
+            self.client.stop(cid, timeout=int(self.p.get("stop_timeout") or 10))
+            self.client.update_container(cid, restart_policy={"Name": ""})
+            self.client.rename(cid, self.rollback_name)
+            self.act("put %s back as %s" % (self.name, self.rollback_name))
+        else:
+            self._remove(cid, "failed new container")
+
+    # -- recovery ---------------------------------------------------------------------------
+    def _recover_interrupted(self):
+        """Finish what an interrupted run left: gate the unproven container, keep it or restore.
+
+        Evidence: the journal (written before anything is touched) and a managed <name>-previous.
+        The current container must pass the health gate before anything older is removed; if it
+        does not, the previous one comes back. Without a journal (an older release's leftovers) the
+        previous container is assumed to have been running.
+        """
+        entry = self.journal.read()
+        parked = self._managed(self.previous_name)
+        if entry is None and parked is None:
+            return
+        current = inspect_container_or_none(self.client, self.name)
+        if parked is None:
+            if not self.check_mode:
+                self.journal.clear()
+            return
+        was_running = True if entry is None else bool(entry.get("previous_was_running", True))
+        origin = (entry or {}).get("candidate_origin") or "new"
+        if self.check_mode:
+            self.act("an earlier rollout was interrupted: the next real run gates %s and restores %s if it fails"
+                     % (self.name, self.previous_name))
+            return
+        with signals_ignored():
+            if current is None:
+                ok, reason = self._unpark(parked, was_running)
+                self.act("an earlier rollout was interrupted before its new container existed: restored %s (%s)"
+                         % (self.name, reason))
+            else:
+                self._recover_candidate(current, parked, was_running, origin)
+            self.journal.clear()
+
+    def _recover_candidate(self, current, parked, was_running, origin):
+        if (current.get("State") or {}).get("Status") in ("running", "restarting"):
+            ok, reason, dummy = self._gate(current)
+        else:
+            ok, reason = False, "it is %s" % (current.get("State") or {}).get("Status")
+        if ok:
+            self.act("the container an interrupted rollout left under %s passed the health gate (%s): kept"
+                     % (self.name, reason))
+            self._keep_for_rollback(parked["Id"])
+            return
+        self.act("the container an interrupted rollout left under %s failed the health gate (%s): "
+                 "restoring the previous deployment" % (self.name, reason))
+        self._put_aside_candidate(current["Id"], origin)
+        ok, reason = self._unpark(parked, was_running)
+        self.act("previous deployment restored under %s (%s)" % (self.name, reason))
+
+    # -- the stages of `state: started` ------------------------------------------------------
+    def _resolve_image(self):
+        """The image's inspect data; None in check mode when it would be pulled first."""
         c = self.client
         image = inspect_image_or_none(c, self.p["image"])
         if image is None and self.p.get("pull") and not self.check_mode:
@@ -541,38 +840,18 @@ class Rollout:
             c.pull(self.p["image"])
             image = inspect_image_or_none(c, self.p["image"])
         if image is None and self.p.get("pull") and self.check_mode:
-            # A fresh host in check mode: nothing to compare against yet, the real run pulls first.
-            self.act("would pull %s and create %s from it" % (self.p["image"], self.name))
-            diff = {"before": {"state": "absent"}, "after": {"state": "started", "image": self.p["image"]}}
-            return {"changed": True, "actions": self.actions, "previous_image_id": None, "rolled_back": False,
-                    "container": None, "diff": diff}
+            return None
         if image is None:
             raise HomelabDockerError(
                 "Image %s not found on the Docker host (pull is %s): build it first (homelab.ai.image_build) "
                 "or load/pull it, then rerun." % (self.p["image"], "true" if self.p.get("pull") else "false"),
                 image=self.p["image"])
-        image_id = image["Id"]
+        return image
 
-        current = inspect_container_or_none(c, self.name)
-        leftover = inspect_container_or_none(c, self.previous_name)
-        if leftover is not None and (leftover["Config"].get("Labels") or {}).get(MANAGED_LABEL) != MANAGER:
-            leftover = None
-        if current is None and leftover is not None:
-            # An earlier run died between rename and cleanup: the leftover is the last deployment.
-            if not self.check_mode:
-                c.rename(leftover["Id"], self.name)
-            self.act("renamed leftover %s back to %s (an earlier rollout was interrupted)" % (self.previous_name, self.name))
-            current, leftover = leftover, None
-            if self.check_mode:
-                current = dict(current, Name="/" + self.name)
-        if leftover is not None:
-            if not self.check_mode:
-                self._remove(leftover["Id"], "leftover previous container")
-            else:
-                self.act("would remove leftover %s" % self.previous_name)
-
+    def _compare(self, current, image_id):
+        """The result skeleton: what differs between the running container and the desired one."""
         cur_labels = ((current or {}).get("Config") or {}).get("Labels") or {}
-        salt = cur_labels.get(SECRET_SALT_LABEL) or os.urandom(16).hex()
+        self.salt = cur_labels.get(SECRET_SALT_LABEL) or os.urandom(16).hex()
         want_hash = stable_hash(self.config)
         before_config = None
         if cur_labels.get(CONFIG_LABEL):
@@ -583,155 +862,286 @@ class Rollout:
         changes = config_changes(before_config, self.config) if current else sorted(self.config)
         secrets_changed = False
         if current:
-            want_secret = secret_hash(self.p["secret_env"], salt) if self.p.get("secret_env") else None
+            want_secret = secret_hash(self.p["secret_env"], self.salt) if self.p.get("secret_env") else None
             secrets_changed = cur_labels.get(SECRET_HASH_LABEL) != want_secret
         image_changed = current is not None and current["Image"] != image_id
         config_changed = current is not None and (cur_labels.get(CONFIG_HASH_LABEL) != want_hash or secrets_changed)
-        running = current is not None and (current.get("State") or {}).get("Status") == "running"
-
-        secret_keys = self.config["secret_env_keys"]
+        before_shown = (masked_config(before_config, before_config.get("secret_env_keys", [])) if before_config
+                        else (None if current is None else "(not managed by homelab.ai: unknown)"))
         result = {
-            "changed": False, "actions": self.actions, "rolled_back": False,
+            "changed": bool(self.actions), "actions": self.actions, "rolled_back": False,
             "previous_image_id": current["Image"] if current else None,
             "image_id": image_id, "config_hash": want_hash,
             "changed_keys": (list(changes) if config_changed else [])
             + (["secret_env"] if secrets_changed else []) + (["image_id"] if image_changed else []),
             "diff": {
-                "before": {"image_id": current["Image"] if current else None,
-                           "config": masked_config(before_config, (before_config or {}).get("secret_env_keys", []))
-                           if before_config else (None if current is None else "(not managed by homelab.ai: unknown)"),
+                "before": {"image_id": current["Image"] if current else None, "config": before_shown,
                            "state": ((current or {}).get("State") or {}).get("Status", "absent")},
-                "after": {"image_id": image_id, "config": masked_config(self.config, secret_keys), "state": "running"},
+                "after": {"image_id": image_id, "config": masked_config(self.config, self.config["secret_env_keys"]),
+                          "state": "running"},
             },
         }
         if secrets_changed:
             result["diff"]["after"]["secret_env_changed"] = True
+        unchanged = current is not None and not image_changed and not config_changed
+        return result, unchanged
 
-        self._ensure_networks()
-        if result["actions"]:
-            result["changed"] = True
-
-        if current is not None and not image_changed and not config_changed:
-            if running:
-                result["container"] = self._summary(current)
-                return result
-            # Same deployment but stopped or crashed since: start it and gate on health again.
-            result["changed"] = True
-            if self.check_mode:
-                self.act("would start stopped container %s" % self.name)
-                result["container"] = self._summary(current)
-                return result
-            baseline = current.get("RestartCount") or 0
-            err = self._start(current["Id"], "existing container %s" % self.name)
-            ok, reason, last = (False, err, current) if err else self.wait_healthy(
-                current["Id"], baseline, health_url=self.p.get("health_url"))
-            result["container"] = self._summary(last)
-            if not ok:
-                raise HomelabDockerError(
-                    "Container %s (unchanged deployment) did not come up: %s\nLast %d log lines:\n%s"
-                    % (self.name, reason, LOG_TAIL, self._logs(current["Id"])), **result)
+    def _keep_unchanged(self, current, result):
+        """Same deployment: a healthy one is left alone; a stopped, crashed or unhealthy one is
+        (re)started and gated again, a starting one is waited for."""
+        status = (current.get("State") or {}).get("Status")
+        verdict, why = assess_state(current, current.get("RestartCount") or 0)
+        if status == "running" and verdict == READY:
+            result["container"] = self._summary(current)
             return result
-
+        if status == "running" and verdict == WAITING:
+            ok, reason, last = self._gate(current)
+            result["container"] = self._summary(last)
+            if ok:
+                return result
+            why = reason
         result["changed"] = True
         if self.check_mode:
-            self.act("would %s %s with image %s" % ("replace" if current else "create", self.name, image_id))
-            result["container"] = self._summary(current) if current else None
+            self.act("would restart %s (%s)" % (self.name, why if status == "running" else "it is %s" % status))
+            result["container"] = self._summary(current)
             return result
+        if status in ("running", "restarting"):
+            self.client.stop(current["Id"], timeout=int(self.p.get("stop_timeout") or 10))
+            self.act("stopped %s: %s" % (self.name, why))
+        current = self.client.inspect_container(current["Id"])
+        err = self._start(current["Id"], "existing container %s" % self.name)
+        ok, reason, last = (False, err, current) if err else self._gate(current)
+        result["container"] = self._summary(last)
+        if not ok:
+            raise HomelabDockerError(
+                "Container %s (unchanged deployment) did not come up: %s\nLast %d log lines:\n%s\n%s"
+                % (self.name, reason, LOG_TAIL, self._logs(current["Id"]), self._rollback_hint()), **result)
+        return result
 
-        # Another container holding one of our host ports would make the new one fail to start.
+    def _rollback_hint(self):
+        if self._managed(self.rollback_name) is None:
+            return "There is no earlier deployment kept to roll back to."
+        return ("The deployment before it is kept as %s: `ansible-playbook playbooks/rollback.yml -e "
+                "rollback_container=%s` returns to it behind the same health gate." % (self.rollback_name, self.name))
+
+    def _refuse_port_conflicts(self, current):
         ignore = set([current["Id"]]) if current else set()
-        conflicts = port_conflicts(self.ports, c.containers(), ignore)
+        conflicts = port_conflicts(self.ports, self.client.containers(), ignore)
         if conflicts:
             raise HomelabDockerError(
                 "Host port(s) already in use by other containers: %s. Stop or reconfigure those containers, "
                 "or change ports of %s. Nothing was changed." % (
                     ", ".join("%s by %s" % pc for pc in conflicts), self.name), actions=self.actions)
 
-        if current is not None:
-            c.rename(current["Id"], self.previous_name)
-            self.act("renamed %s to %s" % (self.name, self.previous_name))
-            if running:
-                c.stop(current["Id"], timeout=int(self.p.get("stop_timeout") or 10))
-                self.act("stopped %s (frees its host ports)" % self.previous_name)
-
-        new_id = None
-        cause = None
-        last = None
-        created_at = time.time() - 5
+    def _launch_candidate(self, image_id):
+        """(cid, cause, last_inspect): create, start and gate the new container; cause None = healthy."""
+        cid, last = None, None
         try:
-            new_id = self._create(image_id, salt)
+            cid = self._create(image_id, self.salt)
         except Exception as exc:
-            cause = "creating the container failed: %s" % (getattr(exc, "explanation", None) or exc)
-        if new_id:
-            cause = self._start(new_id, "new container %s" % self.name)
-            if cause is None:
-                self.act("waiting up to %ss for health, then %ss stable" % (
-                    self.p.get("health_timeout") or 120, self.p.get("stable_seconds")))
-                ok, reason, last = self.wait_healthy(new_id, 0, health_url=self.p.get("health_url"))
-                if ok:
-                    self.act("new container healthy: %s" % reason)
-                    if current is not None:
-                        self._remove(current["Id"], "previous container")
-                    result["container"] = self._summary(c.inspect_container(new_id))
-                    return result
-                cause = reason
-            else:
-                cause = "starting the container failed: %s" % cause
+            if isinstance(exc, RolloutInterrupted):
+                raise
+            return None, "creating the container failed: %s" % (getattr(exc, "explanation", None) or exc), None
+        self.journal.update(candidate_id=cid)
+        err = self._start(cid, "new container %s" % self.name)
+        if err:
+            return cid, "starting the container failed: %s" % err, None
+        self.act("waiting up to %ss for health, then %ss stable" % (
+            self.p.get("health_timeout") or 120, self.p.get("stable_seconds")))
+        ok, reason, last = self.wait_healthy(cid, 0, health_url=self.p.get("health_url"))
+        if ok:
+            self.act("new container healthy: %s" % reason)
+            return cid, None, last
+        return cid, reason, last
 
-        # ---- failure: collect evidence, then restore the previous deployment ----
+    def _evidence(self, cid, last, created_at, cause):
         failed = {"cause": cause}
-        if new_id:
-            # The snapshot that failed the gate holds the exit code; a restarting container that is
-            # up again by now would report 0.
-            info = last or inspect_container_or_none(c, new_id) or {}
-            now = inspect_container_or_none(c, new_id) or info
-            state = info.get("State") or {}
-            codes = self._exit_codes(new_id, created_at)
-            exit_code = codes[-1] if codes else state.get("ExitCode")
-            if codes:
-                cause += " (exit codes seen: %s)" % ", ".join(str(x) for x in codes)
-                failed["cause"] = cause
-            failed.update({"id": new_id, "exit_code": exit_code, "exit_codes": codes,
-                           "restart_count": now.get("RestartCount"),
-                           "health_log": _health_log_text(state.get("Health"), 5), "logs": self._logs(new_id)})
-        result["failed_container"] = failed
-        self.act("new container failed: %s" % cause)
-        restore_msg = "There was no previous deployment to restore."
-        if self.p.get("rollback", True):
-            if new_id:
-                self._remove(new_id, "failed new container")
-            if current is not None:
-                c.rename(current["Id"], self.name)
-                self.act("renamed %s back to %s" % (self.previous_name, self.name))
-                restore_msg = "The previous deployment (image %s) was restored" % current["Image"]
-                if running:
-                    err = self._start(current["Id"], "previous container %s" % self.name)
-                    ok, reason, back = (False, err, None) if err else self.wait_healthy(
-                        current["Id"], current.get("RestartCount") or 0, health_url=self.p.get("health_url"))
-                    result["container"] = self._summary(back or c.inspect_container(current["Id"]))
-                    if ok:
-                        restore_msg += " and is healthy again (%s)." % reason
-                    else:
-                        restore_msg += " but did NOT become healthy: %s. Investigate by hand." % reason
-                else:
-                    restore_msg += " (it was not running before, so it stays stopped)."
-                result["rolled_back"] = True
-        else:
-            restore_msg = ("rollback is false: the failed container %s is left in place for debugging%s." % (
+        if not cid:
+            return failed
+        # The snapshot that failed the gate holds the exit code; a restarting container that is
+        # up again by now would report 0.
+        info = last or inspect_container_or_none(self.client, cid) or {}
+        now = inspect_container_or_none(self.client, cid) or info
+        state = info.get("State") or {}
+        codes = self._exit_codes(cid, created_at)
+        exit_code = codes[-1] if codes else state.get("ExitCode")
+        if codes:
+            failed["cause"] = cause + " (exit codes seen: %s)" % ", ".join(str(x) for x in codes)
+        failed.update({"id": cid, "exit_code": exit_code, "exit_codes": codes, "restart_count": now.get("RestartCount"),
+                       "health_log": _health_log_text(state.get("Health"), 5), "logs": self._logs(cid)})
+        return failed
+
+    def _restore_after_failure(self, current, was_running, cid, result):
+        """The candidate failed: remove it and bring the parked deployment back (rollback=true)."""
+        if not self.p.get("rollback", True):
+            self.journal.clear()
+            return ("rollback is false: the failed container %s is left in place for debugging%s." % (
                 self.name, " and the previous one is kept stopped as %s" % self.previous_name if current else ""))
-        logs = failed.get("logs") or ""
+        with signals_ignored():
+            if cid:
+                self._remove(cid, "failed new container")
+            if current is None:
+                self.journal.clear()
+                return "There was no previous deployment to restore."
+            ok, reason = self._unpark(current, was_running)
+            self.journal.clear()
+        result["rolled_back"] = True
+        result["container"] = self._summary(inspect_container_or_none(self.client, current["Id"]))
+        msg = "The previous deployment (image %s) was restored" % current["Image"]
+        if not was_running:
+            return msg + " (it was not running before, so it stays stopped)."
+        if ok:
+            return msg + " and is healthy again (%s)." % reason
+        return msg + " but did NOT become healthy: %s. Investigate by hand." % reason
+
+    def _replace(self, current, image_id, result):
+        self._refuse_port_conflicts(current)
+        was_running = self._park(current, self.previous_name, "replacing", "new") if current else False
+        if current is None:
+            self.journal.write(phase="creating", name=self.name, previous_id=None, candidate_id=None,
+                               candidate_origin="new", started_at=time.time())
+        created_at = time.time() - 5
+        cid, cause, last = None, None, None
+        try:
+            with signals_raise():
+                cid, cause, last = self._launch_candidate(image_id)
+        except RolloutInterrupted as exc:
+            cid = cid or (self.journal.read() or {}).get("candidate_id")
+            cause = "the rollout was interrupted (%s) before the new container passed its gate" % exc
+        if cause is None:
+            if current is not None:
+                self._keep_for_rollback(current["Id"])
+            self.journal.clear()
+            result["container"] = self._summary(self.client.inspect_container(cid))
+            return result
+        failed = self._evidence(cid, last, created_at, cause)
+        result["failed_container"] = failed
+        self.act("new container failed: %s" % failed["cause"])
+        restore_msg = self._restore_after_failure(current, was_running, cid, result)
         raise HomelabDockerError(
             "Rollout of %s with image %s failed: %s. Exit code: %s. Health log: %s\n%s\nLast %d log lines of the "
-            "failed container:\n%s" % (self.name, image_id, cause, failed.get("exit_code"),
-                                       failed.get("health_log") or "-", restore_msg, LOG_TAIL, logs),
+            "failed container:\n%s" % (self.name, image_id, failed["cause"], failed.get("exit_code"),
+                                       failed.get("health_log") or "-", restore_msg, LOG_TAIL, failed.get("logs") or ""),
             **result)
+
+    # -- entry points -----------------------------------------------------------------------
+    def locked(self):
+        """The host lock for this service: held for the whole rollout (not in check mode)."""
+        if self.check_mode:
+            return contextlib.nullcontext()
+        return HostLock(self.state_dir, "rollout-" + self.key, "rollout of %s" % self.name,
+                        timeout=self.p.get("lock_timeout") if self.p.get("lock_timeout") is not None else 600,
+                        on_wait=self.act)
+
+    def started(self):
+        image = self._resolve_image()
+        if image is None:
+            # A fresh host in check mode: nothing to compare against yet, the real run pulls first.
+            self.act("would pull %s and create %s from it" % (self.p["image"], self.name))
+            diff = {"before": {"state": "absent"}, "after": {"state": "started", "image": self.p["image"]}}
+            return {"changed": True, "actions": self.actions, "previous_image_id": None, "rolled_back": False,
+                    "container": None, "diff": diff}
+        with self.locked():
+            current = inspect_container_or_none(self.client, self.name)
+            result, unchanged = self._compare(current, image["Id"])
+            self._ensure_networks()
+            result["changed"] = bool(self.actions)
+            if unchanged:
+                return self._keep_unchanged(current, result)
+            result["changed"] = True
+            if self.check_mode:
+                self.act("would %s %s with image %s" % ("replace" if current else "create", self.name, image["Id"]))
+                result["container"] = self._summary(current) if current else None
+                return result
+            return self._replace(current, image["Id"], result)
+
+    def rolled_back(self):
+        """Swap the serving container with <name>-rollback, behind the rollback container's own gate."""
+        with self.locked():
+            self._recover_interrupted()
+            current = inspect_container_or_none(self.client, self.name)
+            back = self._managed(self.rollback_name)
+            result = {"changed": False, "actions": self.actions, "rolled_back": False,
+                      "previous_image_id": current["Image"] if current else None, "container": self._summary(current)}
+            if back is None:
+                raise HomelabDockerError(
+                    "There is no earlier deployment of %s to roll back to: %s does not exist (one is kept after "
+                    "each replacement that passed its health gate). Nothing was changed." % (self.name, self.rollback_name),
+                    **result)
+            result["changed"] = True
+            result["image_id"] = back["Image"]
+            result["diff"] = {"before": {"image_id": result["previous_image_id"]}, "after": {"image_id": back["Image"]}}
+            if self.check_mode:
+                self.act("would stop %s and start %s in its place" % (self.name, self.rollback_name))
+                return result
+            return self._swap_in_rollback(current, back, result)
+
+    def _swap_in_rollback(self, current, back, result):
+        was_running = self._park(current, self.previous_name, "rollback", "rollback") if current else False
+        if current is None:
+            self.journal.write(phase="rollback", name=self.name, previous_id=None, candidate_id=back["Id"],
+                               candidate_origin="rollback", started_at=time.time())
+        self.journal.update(candidate_id=back["Id"])
+        cause = None
+        try:
+            with signals_raise():
+                self.client.rename(back["Id"], self.name)
+                self.client.update_container(back["Id"], restart_policy=self._own_restart_policy(back))
+                self.act("renamed %s to %s" % (self.rollback_name, self.name))
+                cause = self._start(back["Id"], "rollback container %s" % self.name)
+                if cause is None:
+                    ok, reason, last = self._gate(back, baseline=back.get("RestartCount") or 0)
+                    cause = None if ok else reason
+        except RolloutInterrupted as exc:
+            cause = "the rollback was interrupted (%s)" % exc
+        if cause is None:
+            if current is not None:
+                self._keep_for_rollback(current["Id"])
+            self.journal.clear()
+            result["rolled_back"] = True
+            result["container"] = self._summary(self.client.inspect_container(back["Id"]))
+            return result
+        with signals_ignored():
+            self._put_aside_candidate(back["Id"], "rollback")
+            ok, reason = self._unpark(current, was_running) if current else (False, "nothing was serving before")
+            self.journal.clear()
+        raise HomelabDockerError(
+            "Rolling %s back to %s (image %s) failed: %s\nLast %d log lines:\n%s\nThe deployment that served "
+            "before is back: %s." % (self.name, self.rollback_name, back["Image"], cause, LOG_TAIL,
+                                     self._logs(back["Id"]), reason), **result)
+
+    def absent(self):
+        result = {"changed": False, "actions": self.actions, "rolled_back": False, "container": None,
+                  "previous_image_id": None}
+        with self.locked():
+            for ref, what in ((self.name, "container"), (self.previous_name, "leftover previous container"),
+                              (self.rollback_name, "rollback container")):
+                info = inspect_container_or_none(self.client, ref)
+                if info is None:
+                    continue
+                if what != "container" and (info["Config"].get("Labels") or {}).get(MANAGED_LABEL) != MANAGER:
+                    continue
+                result["changed"] = True
+                result["previous_image_id"] = result["previous_image_id"] or info["Image"]
+                if self.check_mode:
+                    self.act("would remove %s %s (named volumes kept)" % (what, ref))
+                else:
+                    self._remove(ref, what)
+            if not self.check_mode:
+                self.journal.clear()
+        result["diff"] = {"before": {"state": "present" if result["changed"] else "absent"},
+                          "after": {"state": "absent"}}
+        return result
 
 
 def run_container_rollout(params, check_mode=False, client_factory=get_client):
     rollout = Rollout(params, check_mode=check_mode, client_factory=client_factory)
     try:
-        if params.get("state", "started") == "absent":
+        state = params.get("state", "started")
+        if state == "absent":
             return rollout.absent()
+        if state == "rolled_back":
+            return rollout.rolled_back()
         return rollout.started()
     finally:
         rollout.progress.close()

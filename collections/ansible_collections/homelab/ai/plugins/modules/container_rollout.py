@@ -25,7 +25,20 @@ description:
   - On failure (and I(rollback=true)) the new container is removed, the previous one is renamed
     back and started, its health is awaited again, and the task fails with the cause, the exit code,
     the healthcheck log, the last 40 log lines of the failed container and whether the previous
-    deployment was restored. On success the previous container is removed.
+    deployment was restored. On success the replaced container is kept, stopped and with no restart
+    policy, as C(<name>-rollback) (the one kept before it is removed), so I(state=rolled_back) can
+    return to it.
+  - "One rollout per container at a time on a host: a lock in I(state_dir), held for the whole task;
+    a second run waits up to I(lock_timeout) seconds, saying who holds it, then fails. An
+    interrupted run (Ctrl-C, SIGTERM, SIGHUP, a lost connection, a reboot) releases the lock by
+    itself."
+  - "Before it touches the running container, a rollout writes a journal to I(state_dir). SIGINT,
+    SIGTERM and SIGHUP during the health wait restore the previous container at once. After a
+    harder stop (kill -9, reboot) the next run reads the journal: the container left under I(name)
+    must pass its health gate before the parked C(<name>-previous) is removed, and if it fails, the
+    previous one comes back."
+  - "Host addresses, host ports published twice, bind sources, device requests and I(health_url)
+    are checked before anything is touched."
   - Named volumes and bind mounts are never removed, not even with I(state=absent); anonymous
     volumes only with I(remove_anonymous_volumes).
   - Ansible modules cannot stream output; set I(progress_path) and C(tail -f) it to follow a long
@@ -57,8 +70,8 @@ options:
     description:
       - Image reference (C(repo:tag) or ID) that must exist locally unless I(pull=true). Its ID is
         resolved on every run, so a rebuilt tag triggers a rollout.
+      - Required with I(state=started).
     type: str
-    required: true
   pull:
     description: Pull I(image) when it is not present locally. Off by default (no registry in the homelab).
     type: bool
@@ -242,10 +255,27 @@ options:
     description: Most processes and threads the container may have. Unset means no limit.
     type: int
   state:
-    description: C(started) rolls out; C(absent) removes the container (volumes are kept).
+    description:
+      - C(started) rolls out; C(absent) removes the container and its kept C(-previous) and
+        C(-rollback) containers (volumes are kept).
+      - C(rolled_back) swaps the serving container with C(<name>-rollback), behind the health gate the
+        rollback container was rolled out with (its C(homelab.ai.health-gate) label), and fails,
+        serving what served before, when there is none or it does not pass.
     type: str
-    choices: [started, absent]
+    choices: [started, absent, rolled_back]
     default: started
+  keep_rollback:
+    description: Keep the replaced container stopped as C(<name>-rollback) after a successful replacement.
+    type: bool
+    default: true
+  lock_timeout:
+    description: Seconds to wait for another run's rollout of the same container on this host.
+    type: int
+    default: 600
+  state_dir:
+    description: Directory on the Docker host for the rollout's lock and journal.
+    type: path
+    default: /var/lib/homelab-ai/rollouts
   rollback:
     description:
       - Restore the previous container when the new one fails the gate. With C(false) the failed
@@ -287,6 +317,11 @@ EXAMPLES = r"""
     health_timeout: 300
     progress_path: /var/log/homelab/image-server-rollout.log
 
+- name: Return vLLM to the deployment before the current one (kept as homelab-vllm-rollback)
+  homelab.ai.container_rollout:
+    name: homelab-vllm
+    state: rolled_back
+
 - name: Remove the dashboard container (its volumes stay)
   homelab.ai.container_rollout:
     name: gaming-dashboard
@@ -319,7 +354,9 @@ container:
       description: Docker's RestartCount.
       type: int
 rolled_back:
-  description: Whether a failed rollout restored the previous container (also returned on failure).
+  description:
+    - Whether a failed rollout restored the previous container (also returned on failure), or
+      I(state=rolled_back) put the rollback container in place.
   returned: always
   type: bool
 previous_image_id:
@@ -365,13 +402,14 @@ from ansible_collections.homelab.ai.plugins.module_utils.container_rollout impor
     DEFAULT_LOG_OPTIONS,
     run_container_rollout,
 )
+from ansible_collections.homelab.ai.plugins.module_utils.host_lock import DEFAULT_STATE_DIR
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             name=dict(type="str", required=True),
-            image=dict(type="str", required=True),
+            image=dict(type="str"),
             pull=dict(type="bool", default=False),
             command=dict(type="list", elements="str"),
             entrypoint=dict(type="list", elements="str"),
@@ -416,12 +454,16 @@ def main():
             init=dict(type="bool", default=True),
             memory=dict(type="str"),
             pids_limit=dict(type="int"),
-            state=dict(type="str", default="started", choices=["started", "absent"]),
+            state=dict(type="str", default="started", choices=["started", "absent", "rolled_back"]),
+            keep_rollback=dict(type="bool", default=True),
+            lock_timeout=dict(type="int", default=600),
+            state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
             rollback=dict(type="bool", default=True),
             remove_anonymous_volumes=dict(type="bool", default=False),
             progress_path=dict(type="path"),
             docker_host=dict(type="str", fallback=(env_fallback, ["DOCKER_HOST"])),
         ),
+        required_if=[("state", "started", ["image"])],
         supports_check_mode=True,
     )
     if not HAS_DOCKER:
