@@ -500,6 +500,8 @@ def signals_ignored():
     finally:
         for sig, previous in old.items():
             signal.signal(sig, previous)
+
+
 # --------------------------------------------------------------------------------------------
 # Talking to Docker
 # --------------------------------------------------------------------------------------------
@@ -1042,6 +1044,7 @@ class Rollout:
             return {"changed": True, "actions": self.actions, "previous_image_id": None, "rolled_back": False,
                     "container": None, "diff": diff}
         with self.locked():
+            self._recover_interrupted()
             current = inspect_container_or_none(self.client, self.name)
             result, unchanged = self._compare(current, image["Id"])
             self._ensure_networks()

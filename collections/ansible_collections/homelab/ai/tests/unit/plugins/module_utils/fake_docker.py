@@ -298,7 +298,7 @@ class FakeDockerClient:
             return
         up = self.clock.now - c["_started_at"]
         behaviour = c["_behaviour"]
-        has_hc = bool((c["Config"].get("Healthcheck") or {}).get("test") or c["Config"].get("Healthcheck") or [])
+        has_hc = bool((c["Config"].get("Healthcheck") or {}).get("test"))
         if behaviour == "crash" and up >= 1:
             self._die(c, 1)
             c["_started_at"] = None
