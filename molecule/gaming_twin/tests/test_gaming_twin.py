@@ -208,7 +208,8 @@ def test_rebuild_from_scratch_plans_the_same_and_serves_again():
     made = [i for i in tdocker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").splitlines()
             if i.startswith(("homelab/image-server", "homelab/dashboard", "vllm/vllm-openai", "pytorch/pytorch",
                              "debian:"))]
-    tdocker("rm", "-f", *CONTAINERS, *["%s-previous" % c for c in CONTAINERS], check=False)
+    tdocker("rm", "-f", *CONTAINERS, *["%s%s" % (c, suffix) for c in CONTAINERS for suffix in ("-previous", "-rollback")],
+            check=False)
     tdocker("image", "rm", "-f", *made)
     for volume in ("homelab_models", "homelab_image_models"):
         tdocker("volume", "rm", volume, check=False)

@@ -22,7 +22,7 @@ import time
 
 from ansible_collections.homelab.ai.plugins.module_utils.docker_common import HomelabDockerError
 
-DEFAULT_STATE_DIR = "/var/lib/homelab-ai/rollouts"
+DEFAULT_STATE_DIR = "/var/lib/homelab/rollouts"
 POLL_S = 0.5
 _KEY_RE = re.compile(r"[^A-Za-z0-9_.-]+")
 

@@ -275,7 +275,7 @@ options:
   state_dir:
     description: Directory on the Docker host for the rollout's lock and journal.
     type: path
-    default: /var/lib/homelab-ai/rollouts
+    default: /var/lib/homelab/rollouts
   rollback:
     description:
       - Restore the previous container when the new one fails the gate. With C(false) the failed

@@ -21,3 +21,19 @@ def test_gpu_device_requests_filter_wraps_errors():
     assert gpu_device_requests({"device": "cuda", "gpus": [0]})[0]["device_ids"] == ["0"]
     with pytest.raises(AnsibleFilterError, match="no co-tenant named 'image_server'"):
         gpu_device_requests({"device": "cuda", "gpus": [0]}, "image_server")
+
+
+def test_secret_policy_filters():
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.homelab.ai.plugins.filter.secret_policy import (FilterModule, keyless_problem,
+                                                                            secret_env_problem, secret_problem)
+    assert set(FilterModule().filters()) == {"secret_problem", "keyless_problem", "secret_env_problem"}
+    assert "is 5 characters long" in secret_problem("short", "vllm_api_key")
+    assert secret_problem("9f1c2b7e4a6d08e35b1f7c9a2e4d6b80c3a5f7e9", "vllm_api_key") == ""
+    assert keyless_problem(["127.0.0.1:8000:8000"], "vLLM", "vllm_api_key", "vllm_api_key_required") == ""
+    assert "binds every address" in keyless_problem(["8000:8000"], "vLLM", "vllm_api_key", "vllm_api_key_required")
+    with pytest.raises(AnsibleFilterError, match="ports must be a list"):
+        keyless_problem("127.0.0.1:8000:8000", "vLLM", "vllm_api_key", "vllm_api_key_required")
+    assert "move them to vllm_secret_env" in secret_env_problem({"HF_TOKEN": "x"}, {}, "vllm_extra_env", "vllm_secret_env")
+    with pytest.raises(AnsibleFilterError, match="vllm_extra_env must be a dict"):
+        secret_env_problem(["HF_TOKEN"], {}, "vllm_extra_env", "vllm_secret_env")
