@@ -520,6 +520,7 @@ class Rollout:
         self.previous_name = self.name + PREVIOUS_SUFFIX
         self.rollback_name = self.name + ROLLBACK_SUFFIX
         self.actions = []
+        self.lock_wait = None
         self.progress = ProgressLog(params.get("progress_path"))
         try:
             self.config = desired_config(params)
@@ -1033,7 +1034,12 @@ class Rollout:
             return contextlib.nullcontext()
         return HostLock(self.state_dir, "rollout-" + self.key, "rollout of %s" % self.name,
                         timeout=self.p.get("lock_timeout") if self.p.get("lock_timeout") is not None else 600,
-                        on_wait=self.act)
+                        on_wait=self._note_lock_wait)
+
+    def _note_lock_wait(self, sentence):
+        """Waiting for another run is reported, but it is not a change this run made."""
+        self.lock_wait = sentence
+        self.progress.write("%s: %s" % (self.name, sentence))
 
     def started(self):
         image = self._resolve_image()
@@ -1142,9 +1148,12 @@ def run_container_rollout(params, check_mode=False, client_factory=get_client):
     try:
         state = params.get("state", "started")
         if state == "absent":
-            return rollout.absent()
-        if state == "rolled_back":
-            return rollout.rolled_back()
-        return rollout.started()
+            result = rollout.absent()
+        elif state == "rolled_back":
+            result = rollout.rolled_back()
+        else:
+            result = rollout.started()
+        result["lock_wait"] = rollout.lock_wait
+        return result
     finally:
         rollout.progress.close()

@@ -381,6 +381,10 @@ actions:
   returned: always
   type: list
   elements: str
+lock_wait:
+  description: Who held this container's rollout lock when this run had to wait for it; null when it did not wait.
+  returned: always
+  type: str
 failed_container:
   description:
     - Evidence about the failed new container (cause, exit_code, exit_codes from the daemon's die events,

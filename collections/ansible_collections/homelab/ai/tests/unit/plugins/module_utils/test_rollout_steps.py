@@ -287,6 +287,19 @@ def test_second_run_waits_for_the_lock_then_fails_saying_who_holds_it(docker, pa
     assert run(docker, params())["changed"]
 
 
+def test_waiting_for_the_lock_is_not_a_change(docker, params):
+    import threading
+    docker.add_image("app:1")
+    run(docker, params())
+    rollout = cr.Rollout(params(), client_factory=factory(docker))
+    holder = HostLock(rollout.state_dir, "rollout-" + rollout.key, "the other terminal", timeout=1)
+    holder.__enter__()
+    threading.Timer(1.0, holder.__exit__).start()
+    result = run(docker, params(lock_timeout=10))
+    assert not result["changed"] and result["actions"] == []
+    assert "the other terminal" in result["lock_wait"]
+
+
 def test_check_mode_takes_no_lock_and_writes_nothing(docker, params, tmp_path):
     docker.add_image("app:1")
     run(docker, params(), check=True)
