@@ -5,7 +5,8 @@
 own network namespace, the registries, the GPU hook's refusals, the vLLM stand-in's start-up rule
 and nvidia-smi's ledger, and the first daemon's default bridge after up and down. Needs root, the
 first Docker daemon and the local images (homelab/vllm-cpu:0.32.0, homelab/torch-cpu:2.13.0,
-homelab/debian:bookworm); about 3 minutes on 2 cores (first push of the 2.8 GB vLLM image: +75 s).
+homelab/debian:bookworm); about 3 minutes on 2 cores (first push of the 2.8 GB vLLM image: +75 s;
+where the first two are missing, twin.sh builds them with playbooks/local_images.yml first: +10 min).
 Fails (never skips) when any of that is missing."""
 
 import subprocess

@@ -242,9 +242,28 @@ IMAGES=(
   "homelab/debian:bookworm=homelab/debian:bookworm"
 )
 
+# The stand-ins start FROM the local profile's images. On a fresh machine (a cold CI cache) they do
+# not exist yet and a build would try Docker Hub: build them the way the local profile does.
+LOCAL_BASES=(homelab/vllm-cpu:0.32.0 homelab/torch-cpu:2.13.0)
+ensure_local_bases() {
+  local img missing=()
+  for img in "${LOCAL_BASES[@]}"; do docker image inspect "$img" >/dev/null 2>&1 || missing+=("$img"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local repo t0; repo="$(cd "$HERE/../../.." && pwd)"; t0=$(date +%s)
+  log "building ${missing[*]} with playbooks/local_images.yml (about 10 min on a cold cache)"
+  ( source "$repo/scripts/lib/common.sh" && cd "$repo" \
+      && ansible-playbook -i inventories/local playbooks/local_images.yml ) >"$RUN/local_images.log" 2>&1 \
+    || { tail -40 "$RUN/local_images.log" >&2; die "playbooks/local_images.yml failed (log: $RUN/local_images.log)"; }
+  for img in "${LOCAL_BASES[@]}"; do
+    docker image inspect "$img" >/dev/null 2>&1 || die "$img is still missing after playbooks/local_images.yml"
+  done
+  log "local images built in $(( $(date +%s) - t0 )) s"
+}
+
 cmd_build_images() {
   # Build contexts are assembled in a temporary folder (nothing generated lands in the tree).
   local t0 ctx
+  ensure_local_bases
   t0=$(date +%s)
   ctx=$(mktemp -d /tmp/homelab-twin-build.XXXXXX)
   cp -r "$HERE/images/vllm-openai" "$ctx/vllm"
