@@ -415,9 +415,11 @@ def health_url_problems(url):
     return []
 
 
-def validation_problems(config, ports, volumes, params):
+def validation_problems(config, ports, volumes, params, check_mode=False):
+    """Every problem found before the daemon is asked. A bind source is looked for only where the
+    daemon shares this host's filesystem, and not in check mode (an earlier task would create it)."""
     host = resolve_docker_host(params.get("docker_host"))
-    return (port_problems(ports) + volume_problems(volumes, host.startswith("unix://"))
+    return (port_problems(ports) + volume_problems(volumes, host.startswith("unix://") and not check_mode)
             + device_request_problems(config["device_requests"]) + health_url_problems(params.get("health_url")))
 
 
@@ -528,7 +530,7 @@ class Rollout:
             self.volumes = [parse_volume(x) for x in params.get("volumes") or []]
         except ValueError as exc:
             raise HomelabDockerError("Invalid parameter for container %s: %s" % (self.name, exc))
-        problems = validation_problems(self.config, self.ports, self.volumes, params)
+        problems = validation_problems(self.config, self.ports, self.volumes, params, check_mode)
         if problems:
             raise HomelabDockerError("Invalid parameters for container %s: %s. Nothing was changed."
                                      % (self.name, "; ".join(problems)), problems=problems)

@@ -329,6 +329,13 @@ def test_bad_input_is_refused_before_the_daemon_is_asked(params, extra, expected
     assert expected in err.value.msg
 
 
+def test_a_missing_bind_source_is_not_refused_in_check_mode(docker, params):
+    """In check mode the task that creates the directory did not run either."""
+    docker.add_image("app:1")
+    result = run(docker, params(volumes=["/nonexistent/homelab-test:/data"]), check=True)
+    assert result["changed"]
+
+
 def test_journal_is_written_before_the_current_container_is_touched(docker, params):
     deployed(docker, params(), "app:1")
     seen = []
