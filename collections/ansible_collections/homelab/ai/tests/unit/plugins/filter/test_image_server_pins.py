@@ -25,8 +25,8 @@ def test_gpu_device_requests_filter_wraps_errors():
 
 def test_secret_policy_filters():
     from ansible.errors import AnsibleFilterError
-    from ansible_collections.homelab.ai.plugins.filter.secret_policy import (FilterModule, keyless_problem,
-                                                                            secret_env_problem, secret_problem)
+    from ansible_collections.homelab.ai.plugins.filter.secret_policy import (
+        FilterModule, keyless_problem, secret_env_problem, secret_problem)
     assert set(FilterModule().filters()) == {"secret_problem", "keyless_problem", "secret_env_problem"}
     assert "is 5 characters long" in secret_problem("short", "vllm_api_key")
     assert secret_problem("9f1c2b7e4a6d08e35b1f7c9a2e4d6b80c3a5f7e9", "vllm_api_key") == ""
