@@ -29,6 +29,7 @@ from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
     daemon_now,
     get_client,
     inspect_image_or_none,
+    is_not_found,
     parse_docker_time,
     split_image_ref,
     stable_hash,
@@ -36,8 +37,14 @@ from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
 
 INPUTS_HASH_LABEL = "homelab.ai.inputs-hash"
 BUILD_RUN_LABEL = "homelab.ai.build-run"
+# The name (repo:tag) an image was built for: how retention finds this name's images, tagged or not.
+IMAGE_NAME_LABEL = "homelab.ai.image"
 HASH_SCHEME = "homelab.ai/image-inputs/v1"
 CANDIDATE_SUFFIX = "-candidate"
+# The one kept previous image of <repo>:<tag> is tagged <repo>:<tag>-previous (a rollback can use it).
+PREVIOUS_SUFFIX = "-previous"
+# A candidate tag younger than this may belong to a build of the same name still running its check.
+CANDIDATE_GRACE_S = 900
 LOG_TAIL_LINES = 30
 # Docker writes timestamps with its own clock; allow a little rounding between our reads.
 CREATED_SLACK_S = 2.0
@@ -497,93 +504,127 @@ def pull_missing_bases(client, refs, dockerfile_full):
     return pulled
 
 
-def run_image_build(params, check_mode=False, client_factory=get_client):
-    """Do the work of homelab.ai.image_build; return the result dict or raise HomelabDockerError."""
-    name = params["name"]
-    try:
-        repo, tag = split_image_ref(name)
-    except ValueError as exc:
-        raise HomelabDockerError(str(exc))
-    full_name = "%s:%s" % (repo, tag)
-    candidate = "%s:%s%s" % (repo, tag, CANDIDATE_SUFFIX)
-    build_args = dict((str(k), "" if v is None else str(v)) for k, v in (params.get("build_args") or {}).items())
-    labels = dict((str(k), str(v)) for k, v in (params.get("labels") or {}).items())
-    target = params.get("target")
-    log_path = params.get("log_path") or default_log_path(full_name)
+# --------------------------------------------------------------------------------------------
+# The build's stages. run_image_build (at the end) calls them in this order; each takes the
+# client and the BuildPlan, so a unit test can drive one stage against a fake client.
+# --------------------------------------------------------------------------------------------
 
-    context, dockerfile_rel, dockerfile_full = _resolve_paths(params)
-    client = client_factory(params.get("docker_host"), params.get("timeout") or 3600)
+class BuildPlan:
+    """Stage 1, the request: the name and the tags derived from it, the paths, build args and labels.
 
-    with open(dockerfile_full, "r") as fh:
-        dockerfile_text = fh.read()
-    base_refs = base_images_from_dockerfile(dockerfile_text, build_args)
-    base_ids, missing = _inspect_bases(client, base_refs)
-    pulled = []
-    if missing and params.get("pull_missing_bases") and not check_mode:
-        pulled = pull_missing_bases(client, missing, dockerfile_full)
-        base_ids, missing = _inspect_bases(client, base_refs)
-    entries = collect_context(context, dockerfile_rel)
-    inputs_hash = compute_inputs_hash(entries, dockerfile_rel, build_args, target, labels, base_ids)
+    resolve_bases() and hash_inputs() fill in the base image IDs and the inputs hash.
+    """
 
-    existing = inspect_image_or_none(client, full_name)
+    def __init__(self, params):
+        try:
+            self.repo, self.tag = split_image_ref(params["name"])
+        except ValueError as exc:
+            raise HomelabDockerError(str(exc))
+        self.full_name = "%s:%s" % (self.repo, self.tag)
+        self.candidate = self.full_name + CANDIDATE_SUFFIX
+        self.previous_tag = self.full_name + PREVIOUS_SUFFIX
+        self.build_args = dict((str(k), "" if v is None else str(v)) for k, v in (params.get("build_args") or {}).items())
+        self.labels = dict((str(k), str(v)) for k, v in (params.get("labels") or {}).items())
+        self.target = params.get("target")
+        self.log_path = params.get("log_path") or default_log_path(self.full_name)
+        self.context, self.dockerfile_rel, self.dockerfile_full = _resolve_paths(params)
+        self.dockerfile_text = None
+        self.base_refs, self.base_ids, self.missing, self.pulled = [], {}, [], []
+        self.entries, self.inputs_hash = [], None
+
+
+def resolve_bases(client, plan, params, check_mode=False):
+    """Stage 1, the bases: their local IDs; pull the missing ones first when pull_missing_bases asks."""
+    with open(plan.dockerfile_full, "r") as fh:
+        plan.dockerfile_text = fh.read()
+    plan.base_refs = base_images_from_dockerfile(plan.dockerfile_text, plan.build_args)
+    plan.base_ids, plan.missing = _inspect_bases(client, plan.base_refs)
+    if plan.missing and params.get("pull_missing_bases") and not check_mode:
+        plan.pulled = pull_missing_bases(client, plan.missing, plan.dockerfile_full)
+        plan.base_ids, plan.missing = _inspect_bases(client, plan.base_refs)
+
+
+def hash_inputs(plan):
+    """Stage 1, the hash: collect the context exactly as it will be sent and hash every input."""
+    plan.entries = collect_context(plan.context, plan.dockerfile_rel)
+    plan.inputs_hash = compute_inputs_hash(plan.entries, plan.dockerfile_rel, plan.build_args, plan.target,
+                                           plan.labels, plan.base_ids)
+    return plan.inputs_hash
+
+
+def _image_labels(image):
+    return ((image or {}).get("Config") or {}).get("Labels") or {}
+
+
+def decide(plan, existing, params):
+    """Stage 2: the result of doing nothing, and whether a build is needed (force, no image, new hash)."""
     previous_id = existing["Id"] if existing else None
-    previous_hash = ((existing or {}).get("Config") or {}).get("Labels") or {}
-    previous_hash = previous_hash.get(INPUTS_HASH_LABEL)
-
+    previous_hash = _image_labels(existing).get(INPUTS_HASH_LABEL)
     result = {
         "changed": False,
         "built": False,
-        "name": full_name,
-        "inputs_hash": inputs_hash,
+        "name": plan.full_name,
+        "inputs_hash": plan.inputs_hash,
         "previous_inputs_hash": previous_hash,
         "image_id": previous_id,
         "previous_image_id": previous_id,
-        "log_path": log_path,
+        "log_path": plan.log_path,
         "check": None,
-        "base_images": base_ids,
-        "pulled_bases": pulled,
-        "context_files": len([e for e in entries if e.kind != "dir"]),
+        "base_images": plan.base_ids,
+        "pulled_bases": plan.pulled,
+        "context_files": len([e for e in plan.entries if e.kind != "dir"]),
+        "previous_tag": None,
+        "previous_tag_image_id": None,
+        "removed_images": [],
+        "kept_images": [],
         "diff": {"before": {"inputs_hash": previous_hash, "image_id": previous_id},
-                 "after": {"inputs_hash": inputs_hash, "image_id": previous_id}},
+                 "after": {"inputs_hash": plan.inputs_hash, "image_id": previous_id}},
     }
-    need_build = params.get("force") or existing is None or previous_hash != inputs_hash
-    if not need_build:
-        return result
-    result["changed"] = True
-    result["diff"]["after"]["image_id"] = "(new image)"
-    if check_mode:
-        result["image_id"] = None
-        if missing and params.get("pull_missing_bases"):
-            result["pulled_bases"] = list(missing)
-            result["warnings"] = ["base image(s) %s not present locally: they would be pulled first"
-                                  % ", ".join(missing)]
-        elif missing and not params.get("pull"):
-            result["warnings"] = ["base image(s) %s not present locally: the build would fail" % ", ".join(missing)]
-        return result
-    if missing and not params.get("pull"):
+    need_build = bool(params.get("force") or existing is None or previous_hash != plan.inputs_hash)
+    return result, need_build
+
+
+def preview_build(result, plan, params):
+    """Stage 2 in check mode: what the build would do about absent bases (nothing is pulled or built)."""
+    result["image_id"] = None
+    if plan.missing and params.get("pull_missing_bases"):
+        result["pulled_bases"] = list(plan.missing)
+        result["warnings"] = ["base image(s) %s not present locally: they would be pulled first"
+                              % ", ".join(plan.missing)]
+    elif plan.missing and not params.get("pull"):
+        result["warnings"] = ["base image(s) %s not present locally: the build would fail" % ", ".join(plan.missing)]
+    return result
+
+
+def require_bases(plan, params):
+    """Stage 3: a base that is still absent fails the build before it starts, naming the fix."""
+    if plan.missing and not params.get("pull"):
         raise HomelabDockerError(
             "Base image(s) %s named in %s are not present on the Docker host and pull is false: build "
             "or load them first (the local base image comes from scripts/setup.sh / homelab_base_image), "
-            "or set pull_missing_bases: true where a registry is reachable." % (", ".join(missing), dockerfile_full),
-            inputs_hash=inputs_hash, base_images=base_ids)
+            "or set pull_missing_bases: true where a registry is reachable." % (", ".join(plan.missing), plan.dockerfile_full),
+            inputs_hash=plan.inputs_hash, base_images=plan.base_ids)
 
-    started = daemon_now(client)
-    wall_start = time.time()
-    build_labels = dict(labels)
-    build_labels[INPUTS_HASH_LABEL] = inputs_hash
-    # A unique label makes the last step uncacheable, so a build always yields a fresh image
-    # whose Created time proves it came from this run (the compose no-op lesson).
-    build_labels[BUILD_RUN_LABEL] = uuid.uuid4().hex
-    log = BuildLog(log_path)
-    log.write("# homelab.ai.image_build %s (candidate tag %s), inputs %s, context %s, dockerfile %s\n"
-              % (full_name, candidate, inputs_hash, context, dockerfile_rel))
-    built_id = None
-    error = None
+
+def build_labels(plan):
+    """The labels the image gets: the caller's, the inputs hash, the name it is built for (how retention
+    finds this name's images) and a unique run label, which makes the last step uncacheable, so a build
+    always yields a fresh image whose Created time proves it came from this run (the compose no-op lesson)."""
+    labels = dict(plan.labels)
+    labels[INPUTS_HASH_LABEL] = plan.inputs_hash
+    labels[IMAGE_NAME_LABEL] = plan.full_name
+    labels[BUILD_RUN_LABEL] = uuid.uuid4().hex
+    return labels
+
+
+def _stream_build(client, plan, params, log):
+    """Send the context, stream the output into log; return (image ID the daemon reported, error)."""
+    built_id, error = None, None
     with tempfile.TemporaryFile() as ctx:
-        write_context_tar(context, entries, ctx)
+        write_context_tar(plan.context, plan.entries, ctx)
         try:
-            stream = client.build(fileobj=ctx, custom_context=True, tag=candidate, dockerfile=dockerfile_rel,
-                                  buildargs=build_args or None, labels=build_labels, target=target or None,
+            stream = client.build(fileobj=ctx, custom_context=True, tag=plan.candidate, dockerfile=plan.dockerfile_rel,
+                                  buildargs=plan.build_args or None, labels=build_labels(plan), target=plan.target or None,
                                   network_mode=params.get("network_mode") or None, pull=bool(params.get("pull")),
                                   nocache=bool(params.get("force")), rm=True, forcerm=True, decode=True)
             for chunk in stream:
@@ -599,70 +640,249 @@ def run_image_build(params, check_mode=False, client_factory=get_client):
         except Exception as exc:  # APIError for a Dockerfile the daemon refuses, timeouts
             error = getattr(exc, "explanation", None) or str(exc)
             log.write("ERROR: %s\n" % error)
+    return built_id, error
+
+
+def _build_failure(client, plan, log, error, previous_id):
+    """The error for a failed build: the failing step (or Dockerfile line) and the log's tail."""
+    _remove_tag(client, plan.candidate)
+    step = log.step or "(before the first step)"
+    m = re.search(r"line (\d+)", error or "")
+    if m and not log.step:
+        lines = plan.dockerfile_text.splitlines()
+        n = int(m.group(1))
+        if 0 < n <= len(lines):
+            step = "%s line %d: %s" % (plan.dockerfile_rel, n, lines[n - 1].strip())
+    return HomelabDockerError(
+        "Building %s from %s failed at %s: %s\nLast %d lines of the build log (full log: %s):\n%s"
+        % (plan.full_name, plan.dockerfile_full, step, error, LOG_TAIL_LINES, plan.log_path, log.tail_text()),
+        inputs_hash=plan.inputs_hash, log_path=plan.log_path, failed_step=step, previous_image_id=previous_id)
+
+
+def build_candidate(client, plan, params, previous_id):
+    """Stage 4: build under the candidate tag, log streamed to log_path; return the reported image ID."""
+    log = BuildLog(plan.log_path)
+    log.write("# homelab.ai.image_build %s (candidate tag %s), inputs %s, context %s, dockerfile %s\n"
+              % (plan.full_name, plan.candidate, plan.inputs_hash, plan.context, plan.dockerfile_rel))
+    built_id, error = _stream_build(client, plan, params, log)
     log.close()
     if error:
-        _remove_tag(client, candidate)
-        step = log.step or "(before the first step)"
-        m = re.search(r"line (\d+)", error or "")
-        if m and not log.step:
-            lines = dockerfile_text.splitlines()
-            n = int(m.group(1))
-            if 0 < n <= len(lines):
-                step = "%s line %d: %s" % (dockerfile_rel, n, lines[n - 1].strip())
-        raise HomelabDockerError(
-            "Building %s from %s failed at %s: %s\nLast %d lines of the build log (full log: %s):\n%s"
-            % (full_name, dockerfile_full, step, error, LOG_TAIL_LINES, log_path, log.tail_text()),
-            inputs_hash=inputs_hash, log_path=log_path, failed_step=step, previous_image_id=previous_id)
+        raise _build_failure(client, plan, log, error, previous_id)
+    return built_id
 
-    # Trust nothing: the tag must name the image this build produced, created during this run.
-    produced = inspect_image_or_none(client, candidate)
+
+def verify_candidate(client, plan, built_id, started, previous_id):
+    """Stage 5: trust nothing. The candidate tag must name the image this build produced, created
+    during this run (after `started`, the daemon's clock); return its ID."""
+    produced = inspect_image_or_none(client, plan.candidate)
     if produced is None:
         raise HomelabDockerError(
             "The build of %s reported success but tag %s does not exist afterwards: nothing was built "
-            "(see %s). The previous image %s is unchanged." % (full_name, candidate, log_path, previous_id),
-            log_path=log_path)
+            "(see %s). The previous image %s is unchanged." % (plan.full_name, plan.candidate, plan.log_path, previous_id),
+            log_path=plan.log_path)
     if built_id is None:
-        m = re.search(r"Successfully built ([0-9a-f]{12,64})", open(log_path).read())
+        with open(plan.log_path) as fh:
+            m = re.search(r"Successfully built ([0-9a-f]{12,64})", fh.read())
         built_id = m.group(1) if m else None
     if built_id and not produced["Id"].replace("sha256:", "").startswith(built_id.replace("sha256:", "")):
-        _remove_tag(client, candidate)
+        _remove_tag(client, plan.candidate)
         raise HomelabDockerError(
             "Tag %s resolves to %s, not to %s that this build produced: refusing to use it (see %s)."
-            % (candidate, produced["Id"], built_id, log_path), log_path=log_path)
+            % (plan.candidate, produced["Id"], built_id, plan.log_path), log_path=plan.log_path)
     created = parse_docker_time(produced.get("Created", ""))
     if created is None or created < started - CREATED_SLACK_S:
-        _remove_tag(client, candidate)
+        _remove_tag(client, plan.candidate)
         raise HomelabDockerError(
             "Image %s behind tag %s was created at %s, before this build started: the build was a "
             "no-op and would leave a stale image running (see %s)."
-            % (produced["Id"], candidate, produced.get("Created"), log_path),
-            log_path=log_path)
-    new_id = produced["Id"]
+            % (produced["Id"], plan.candidate, produced.get("Created"), plan.log_path),
+            log_path=plan.log_path)
+    return produced["Id"]
 
-    if params.get("check_command"):
-        check_timeout = params.get("check_timeout") or 300
-        rc, output = _run_check(client, new_id, params["check_command"], check_timeout)
-        result["check"] = {"rc": rc, "output": output}
-        with open(log_path, "a") as fh:
-            fh.write("# check_command %r -> rc=%s\n%s\n" % (params["check_command"], rc, output))
-        if rc != 0:
-            _remove_tag(client, candidate)
-            lines = output.strip().splitlines()[-LOG_TAIL_LINES:]
-            raise HomelabDockerError(
-                "check_command %r failed (rc=%s) in the freshly built image %s; tag %s was NOT moved and "
-                "still points to %s. Candidate tag %s removed. Last lines of its output:\n%s"
-                % (params["check_command"], rc, new_id, full_name, previous_id or "(nothing)", candidate, "\n".join(lines)),
-                check={"rc": rc, "output": output}, candidate_image_id=new_id, previous_image_id=previous_id,
-                inputs_hash=inputs_hash, log_path=log_path)
 
-    client.tag(new_id, repo, tag, force=True)
-    _remove_tag(client, candidate)
-    final = inspect_image_or_none(client, full_name)
+def check_candidate(client, plan, params, new_id, previous_id):
+    """Stage 5b: run check_command in a throwaway container of the candidate; return {rc, output}
+    (None without a check_command). A failure removes the candidate tag; the real tag stays."""
+    if not params.get("check_command"):
+        return None
+    check_timeout = params.get("check_timeout") or 300
+    rc, output = _run_check(client, new_id, params["check_command"], check_timeout)
+    with open(plan.log_path, "a") as fh:
+        fh.write("# check_command %r -> rc=%s\n%s\n" % (params["check_command"], rc, output))
+    if rc != 0:
+        _remove_tag(client, plan.candidate)
+        lines = output.strip().splitlines()[-LOG_TAIL_LINES:]
+        raise HomelabDockerError(
+            "check_command %r failed (rc=%s) in the freshly built image %s; tag %s was NOT moved and "
+            "still points to %s. Candidate tag %s removed. Last lines of its output:\n%s"
+            % (params["check_command"], rc, new_id, plan.full_name, previous_id or "(nothing)", plan.candidate,
+               "\n".join(lines)),
+            check={"rc": rc, "output": output}, candidate_image_id=new_id, previous_image_id=previous_id,
+            inputs_hash=plan.inputs_hash, log_path=plan.log_path)
+    return {"rc": rc, "output": output}
+
+
+def move_tag(client, plan, new_id):
+    """Stage 6: point the real tag at the new image, drop the candidate tag, prove the tag moved."""
+    client.tag(new_id, plan.repo, plan.tag, force=True)
+    _remove_tag(client, plan.candidate)
+    final = inspect_image_or_none(client, plan.full_name)
     if final is None or final["Id"] != new_id:
         raise HomelabDockerError(
             "After tagging, %s resolves to %s instead of the new image %s." % (
-                full_name, final["Id"] if final else None, new_id))
+                plan.full_name, final["Id"] if final else None, new_id))
+    return final
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 7, retention: one previous image per name under <name>-previous; the other images this
+# module built for the name go, never forced (an image a container still uses stays, reported).
+# --------------------------------------------------------------------------------------------
+
+def _tag_target(client, ref):
+    image = inspect_image_or_none(client, ref)
+    return image["Id"] if image else None
+
+
+def _real_tags(image):
+    return [t for t in (image.get("RepoTags") or []) if t and t != "<none>:<none>"]
+
+
+def describe_previous(client, plan):
+    """The retention fields of a run that moved nothing: where <name>-previous points, nothing removed."""
+    target = _tag_target(client, plan.previous_tag)
+    return {"previous_tag": plan.previous_tag if target else None, "previous_tag_image_id": target,
+            "removed_images": [], "kept_images": []}
+
+
+def built_for_name(client, plan, extra_ids=()):
+    """IDs of the images this module built for plan.full_name: the top-level images (tagged or dangling)
+    labelled with the name, plus those of extra_ids (what the -previous and -candidate tags pointed to)
+    that carry the inputs-hash label (images built before the name label existed). Nothing else."""
+    ids = set()
+    for image in client.images(filters={"label": "%s=%s" % (IMAGE_NAME_LABEL, plan.full_name)}) or []:
+        ids.add(image["Id"])
+    for image_id in extra_ids:
+        if image_id and INPUTS_HASH_LABEL in _image_labels(inspect_image_or_none(client, image_id)):
+            ids.add(image_id)
+    return ids
+
+
+def select_stale(client, plan, ids, keep_ids, now, grace_s, movable_tags):
+    """Split ids less keep_ids into (stale, kept). An image stays (kept, with a reason) when it carries
+    a tag other than movable_tags (someone named it), or is a candidate younger than grace_s (a build of
+    the same name may still be checking it); one labelled for another name is not ours to judge."""
+    stale, kept = [], []
+    for image_id in sorted(set(ids) - set(i for i in keep_ids if i)):
+        image = inspect_image_or_none(client, image_id)
+        if image is None or _image_labels(image).get(IMAGE_NAME_LABEL, plan.full_name) != plan.full_name:
+            continue
+        tags = _real_tags(image)
+        named = [t for t in tags if t not in movable_tags]
+        created = parse_docker_time(image.get("Created", "")) or 0.0
+        if named:
+            kept.append({"id": image_id, "tags": tags, "reason": "tagged", "detail": "also tagged %s" % ", ".join(named)})
+        elif plan.candidate in tags and created > now - grace_s:
+            kept.append({"id": image_id, "tags": tags, "reason": "recent-candidate",
+                         "detail": "candidate created %s, a build of %s may still be checking it" % (image.get("Created"), plan.full_name)})
+        else:
+            stale.append({"id": image_id, "tags": tags})
+    return stale, kept
+
+
+def _kept_reason(exc, detail):
+    if getattr(exc, "status_code", None) == 409 or "conflict" in detail.lower():
+        if "child" in detail:
+            return "has-children"
+        if "container" in detail:
+            return "in-use"
+    return "error"
+
+
+def remove_images(client, stale):
+    """Remove each stale image by ID without force (untagged parents go with it). A refusal (a running
+    or stopped container uses it, another image is built on it) keeps it, reported: not an error.
+    Returns (removed IDs, kept)."""
+    removed, kept = [], []
+    for item in stale:
+        try:
+            client.remove_image(item["id"])
+        except Exception as exc:  # the SDK's APIError; NotFound when it went as the parent of an earlier one
+            if is_not_found(exc):
+                continue
+            detail = getattr(exc, "explanation", None) or str(exc)
+            kept.append(dict(item, reason=_kept_reason(exc, detail), detail=detail))
+            continue
+        removed.append(item["id"])
+    return removed, kept
+
+
+def retain_previous(client, plan, params, previous_id, new_id, check_mode=False):
+    """Tag the image the name pointed to before the build (previous_id) <name>-previous, then remove the
+    images built for the name that are neither new_id nor the previous one, and leftover candidates.
+    Without a previous_id (a first build) an existing <name>-previous stays the previous image. In
+    check mode (new_id None) nothing is tagged or removed; what would be removed is reported."""
+    displaced = _tag_target(client, plan.previous_tag)
+    kept_previous = previous_id or displaced
+    if previous_id and previous_id != displaced and not check_mode:
+        client.tag(previous_id, plan.repo, plan.tag + PREVIOUS_SUFFIX, force=True)
+    ids = built_for_name(client, plan, (displaced, _tag_target(client, plan.candidate)))
+    grace_s = max(CANDIDATE_GRACE_S, (params.get("check_timeout") or 300) + 60)
+    movable = (plan.candidate, plan.previous_tag) if check_mode else (plan.candidate,)
+    stale, kept = select_stale(client, plan, ids, (new_id, kept_previous), daemon_now(client), grace_s, movable)
+    if check_mode:
+        in_use = set(c.get("ImageID") for c in client.containers(all=True) or [])
+        kept += [dict(item, reason="in-use", detail="a container uses it") for item in stale if item["id"] in in_use]
+        removed = [item["id"] for item in stale if item["id"] not in in_use]
+    else:
+        removed, refused = remove_images(client, stale)
+        kept += refused
+    out = {"previous_tag": plan.previous_tag if kept_previous else None, "previous_tag_image_id": kept_previous,
+           "removed_images": removed, "kept_images": kept}
+    errors = ["could not remove image %s built for %s: %s" % (k["id"], plan.full_name, k["detail"])
+              for k in kept if k["reason"] == "error"]
+    if errors:
+        out["warnings"] = errors
+    return out
+
+
+def _merge(result, fields):
+    warnings = result.get("warnings", []) + fields.pop("warnings", [])
+    result.update(fields)
+    if warnings:
+        result["warnings"] = warnings
+    return result
+
+
+def run_image_build(params, check_mode=False, client_factory=get_client):
+    """Do the work of homelab.ai.image_build; return the result dict or raise HomelabDockerError.
+
+    The stages, in order: resolve the inputs (pulling missing bases) and hash them, decide, build the
+    candidate, verify and check it, move the tag, keep the previous image and remove the rest."""
+    plan = BuildPlan(params)
+    client = client_factory(params.get("docker_host"), params.get("timeout") or 3600)
+    resolve_bases(client, plan, params, check_mode)
+    hash_inputs(plan)
+    result, need_build = decide(plan, inspect_image_or_none(client, plan.full_name), params)
+    previous_id = result["previous_image_id"]
+    keep_previous = params.get("keep_previous", True)
+    if not need_build:
+        return _merge(result, describe_previous(client, plan))
+    result["changed"] = True
+    result["diff"]["after"]["image_id"] = "(new image)"
+    if check_mode:
+        preview_build(result, plan, params)
+        return _merge(result, retain_previous(client, plan, params, previous_id, None, check_mode=True)
+                      if keep_previous else describe_previous(client, plan))
+    require_bases(plan, params)
+    started = daemon_now(client)
+    wall_start = time.time()
+    built_id = build_candidate(client, plan, params, previous_id)
+    new_id = verify_candidate(client, plan, built_id, started, previous_id)
+    result["check"] = check_candidate(client, plan, params, new_id, previous_id)
+    final = move_tag(client, plan, new_id)
     result.update({"built": True, "image_id": new_id, "created": final.get("Created"),
                    "build_seconds": round(time.time() - wall_start, 1)})
     result["diff"]["after"]["image_id"] = new_id
-    return result
+    return _merge(result, retain_previous(client, plan, params, previous_id, new_id)
+                  if keep_previous else describe_previous(client, plan))

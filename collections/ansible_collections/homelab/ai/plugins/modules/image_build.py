@@ -28,6 +28,16 @@ description:
   - The build output streams line by line to I(log_path) while the build runs, so C(tail -f) on that
     file shows the progress of a long build. On failure the message names the failing step and shows
     the last 30 lines of the log.
+  - "Retention (I(keep_previous), on by default): after a build that moved the tag, the image the tag
+    pointed to before is tagged C(<repo>:<tag>-previous), the one image kept for a rollback. Then the
+    other images this module built for the same name (label C(homelab.ai.image=<repo>:<tag>), or what
+    the C(-previous) and C(-candidate) tags pointed to with label C(homelab.ai.inputs-hash)) that are
+    neither the new nor the previous image are removed, leftover candidate tags included. Removal is
+    never forced: an image a running or stopped container uses (the C(-rollback) container of
+    M(homelab.ai.container_rollout), say) or another image is built on stays and is listed in
+    RV(kept_images); it goes on a later build once nothing uses it. Images the module did not build,
+    images that carry another tag, and a candidate younger than 15 minutes (a build of the same name
+    may still be checking it) are never removed. A run that builds nothing removes nothing."
 author:
   - homelab.ai contributors (@homelab-ai)
 requirements:
@@ -127,9 +137,21 @@ options:
       - Docker daemon address, for example C(unix:///var/run/docker.sock) or C(tcp://127.0.0.1:2375).
       - Falls back to the environment variable C(DOCKER_HOST), then C(unix:///var/run/docker.sock).
     type: str
+  keep_previous:
+    description:
+      - After a build that moved the tag, tag the image I(name) pointed to before as C(<repo>:<tag>-previous)
+        and remove the other images this module built for I(name) (see the description); what a
+        container still uses is kept and reported in RV(kept_images).
+      - In check mode the images that would be removed are listed in RV(removed_images) and nothing is
+        tagged or removed.
+      - C(false) tags and removes nothing: every rebuild leaves the image it replaced behind, untagged.
+    type: bool
+    default: true
+    version_added: "0.2.0"
 notes:
-  - The previous image is not deleted when the tag moves (running containers may still use it);
-    prune dangling images separately.
+  - An old image that a container still uses is never forced out; it is removed by the first build
+    after that container is gone. Images built before version 0.2.0 carry no C(homelab.ai.image) label;
+    of those only the ones the C(-previous) and C(-candidate) tags point to are recognised.
   - Context file mtimes are not part of the hash; content, names, symlink targets and the
     executable bit are.
 seealso:
@@ -222,6 +244,47 @@ build_seconds:
   description: Wall time of the build and check.
   returned: when built
   type: float
+previous_tag:
+  description:
+    - C(<repo>:<tag>-previous) when that tag exists after the task (in check mode, would exist), null otherwise.
+      It names the one previous image kept for a rollback.
+  returned: always
+  type: str
+  sample: homelab/image-server:latest-previous
+previous_tag_image_id:
+  description: ID RV(previous_tag) points to after the task, null when there is none.
+  returned: always
+  type: str
+removed_images:
+  description:
+    - IDs of the images built for I(name) that this run removed (in check mode, would remove). Empty when
+      nothing was built or I(keep_previous) is false.
+  returned: always
+  type: list
+  elements: str
+  sample: ["sha256:77c3..."]
+kept_images:
+  description: Images built for I(name), neither current nor previous, that were not removed, and why.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: The image ID.
+      type: str
+    tags:
+      description: Its tags (empty for a dangling image).
+      type: list
+      elements: str
+    reason:
+      description:
+        - C(in-use) (a running or stopped container uses it), C(has-children) (another image is built on
+          it), C(tagged) (it carries a tag other than the candidate), C(recent-candidate) (a candidate
+          younger than 15 minutes), C(error) (the daemon refused otherwise; also a warning).
+      type: str
+    detail:
+      description: The daemon's answer or the reason in words.
+      type: str
 """
 
 import traceback
@@ -254,6 +317,7 @@ def main():
             network_mode=dict(type="str"),
             timeout=dict(type="int", default=3600),
             docker_host=dict(type="str", fallback=(env_fallback, ["DOCKER_HOST"])),
+            keep_previous=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
