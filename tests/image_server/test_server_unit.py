@@ -294,6 +294,10 @@ def test_parse_defaults_and_size_forms():
     assert server.parse_request(b'{"prompt": "x", "size": 128}')["height"] == 128
     assert server.parse_request(b'{"prompt": "x", "size": 128, "width": 64}')["width"] == 64
     assert server.parse_request(b'{"prompt": "x", "steps": null, "seed": 0}')["steps"] == 20
+    assert server.parse_request(b'{"prompt": "\\ud83d\\ude00 caf\xc3\xa9"}')["prompt"] == "\U0001f600 caf\xe9"
+    # The prompt is checked first: it is the field named when several are wrong.
+    with pytest.raises(ValueError, match="'prompt'"):
+        server.parse_request(b'{"prompt": 1, "steps": 0}')
 
 
 @pytest.mark.parametrize("body,fragment", [
@@ -376,6 +380,15 @@ def test_main_returns_2_without_a_key_or_with_bad_limits(tmp_path):
     assert server.main(args, {"IMAGE_SERVER_API_KEY": KEY}) == 2
 
 
+def test_healthcheck_probe(serve, capsys):
+    httpd = serve(None)
+    args = ["--healthcheck", "--port", str(port_of(httpd))]
+    assert server.main(args, {}) == 1
+    assert capsys.readouterr().out.startswith("health: HTTP 503")
+    httpd.engine = FakeEngine()
+    assert server.main(args, {}) == 0
+
+
 # ---------------------------------------------------------------- malformed requests: 4xx JSON
 
 LONG_PROMPT = "x" * 2001  # IMAGE_SERVER_MAX_PROMPT_CHARS defaults to 2000
@@ -426,6 +439,8 @@ LONG_PROMPT = "x" * 2001  # IMAGE_SERVER_MAX_PROMPT_CHARS defaults to 2000
     (b'{"prompt": 5}', "invalid_field", "prompt"),
     (b'{"prompt": ["x"]}', "invalid_field", "prompt"),
     (b'{"prompt": NaN}', "invalid_field", "prompt"),
+    (b'{"prompt": "a \\ud800 cat"}', "invalid_field", "prompt"),
+    (b'{"prompt": "\\udfff"}', "invalid_field", "prompt"),
     (b'{"prompt": "' + LONG_PROMPT.encode() + b'"}', "invalid_field", "prompt"),
     (b'{"prompt": "x", "negative_prompt": "y"}', "unknown_field", "negative_prompt"),
     (b'{"prompt": "x", "Steps": 2}', "unknown_field", "Steps"),

@@ -190,6 +190,22 @@ def _guidance(req, limits):
     return float(value)
 
 
+def _prompt(req, limits):
+    prompt = req.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise RequestError("'prompt' must be a non-empty string", code="invalid_field", field="prompt")
+    if len(prompt) > limits.max_prompt_chars:
+        raise RequestError("'prompt' has %d characters, at most %d are accepted (IMAGE_SERVER_MAX_PROMPT_CHARS)"
+                           % (len(prompt), limits.max_prompt_chars), code="invalid_field", field="prompt")
+    try:
+        # JSON's "\ud800" decodes to a lone surrogate, which the tokenizer cannot encode: a 500 otherwise.
+        prompt.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError("'prompt' is not valid Unicode text (a lone surrogate escape such as \\ud800)",
+                           code="invalid_field", field="prompt")
+    return prompt
+
+
 def parse_request(body, limits=None):
     """The generation a JSON body asks for, or RequestError (a ValueError) saying what is wrong."""
     limits = limits or Limits.defaults()
@@ -200,12 +216,7 @@ def parse_request(body, limits=None):
     if unknown:
         raise RequestError("unknown field(s) %s; accepted: %s" % (", ".join(map(repr, unknown)), ", ".join(FIELDS)),
                            code="unknown_field", field=unknown[0])
-    prompt = req.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise RequestError("'prompt' must be a non-empty string", code="invalid_field", field="prompt")
-    if len(prompt) > limits.max_prompt_chars:
-        raise RequestError("'prompt' has %d characters, at most %d are accepted (IMAGE_SERVER_MAX_PROMPT_CHARS)"
-                           % (len(prompt), limits.max_prompt_chars), code="invalid_field", field="prompt")
+    prompt = _prompt(req, limits)
     steps = _whole(req, "steps", 1, limits.max_steps, DEFAULT_STEPS)
     width, height = _size(req, limits)
     return {
