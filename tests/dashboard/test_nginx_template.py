@@ -4,9 +4,30 @@ check command and molecule/rollout_faults exercises it over HTTP."""
 import re
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = (ROOT / "roles/dashboard/files/nginx.conf.template").read_text()
 ENTRYPOINT = (ROOT / "roles/dashboard/files/entrypoint.sh").read_text()
+DEFAULTS = yaml.safe_load((ROOT / "roles/dashboard/defaults/main.yml").read_text())
+TASKS = (ROOT / "roles/dashboard/tasks/main.yml").read_text()
+
+
+def render(**values):
+    """The template as the entrypoint's envsubst renders it (only the listed variables)."""
+    listed = re.findall(r"\$\{(\w+)\}", ENTRYPOINT.split("envsubst", 1)[1].split("<", 1)[0])
+    out = TEMPLATE
+    for name in listed:
+        out = out.replace("${%s}" % name, str(values[name]))
+    return out
+
+
+ROLE_VALUES = {"DASHBOARD_PORT": 8080, "VLLM_UPSTREAM": DEFAULTS["dashboard_vllm_upstream"],
+               "IMAGE_SERVER_UPSTREAM": DEFAULTS["dashboard_image_server_upstream"],
+               "DASHBOARD_RESOLVER": DEFAULTS["dashboard_resolver"],
+               "DASHBOARD_RATE_LIMIT": DEFAULTS["dashboard_rate_limit"],
+               "DASHBOARD_RATE_BURST": DEFAULTS["dashboard_rate_burst"],
+               "DASHBOARD_CONN_LIMIT": DEFAULTS["dashboard_conn_limit"]}
 
 
 def _location(path):
@@ -47,7 +68,8 @@ def test_stream_routes_are_unbuffered():
 def test_envsubst_only_touches_our_variables():
     names = set(re.findall(r"\$\{(\w+)\}", TEMPLATE))
     listed = set(re.findall(r"\$\{(\w+)\}", ENTRYPOINT.split("envsubst", 1)[1].split("<", 1)[0]))
-    assert names == listed == {"DASHBOARD_PORT", "VLLM_UPSTREAM", "IMAGE_SERVER_UPSTREAM", "DASHBOARD_RESOLVER"}
+    assert names == listed == {"DASHBOARD_PORT", "VLLM_UPSTREAM", "IMAGE_SERVER_UPSTREAM", "DASHBOARD_RESOLVER",
+                               "DASHBOARD_RATE_LIMIT", "DASHBOARD_RATE_BURST", "DASHBOARD_CONN_LIMIT"}
 
 
 def test_runs_as_non_root_with_writable_paths_in_tmp():
@@ -57,3 +79,44 @@ def test_runs_as_non_root_with_writable_paths_in_tmp():
     dockerfile = (ROOT / "roles/dashboard/files/Dockerfile").read_text()
     assert re.search(r"^USER \$\{APP_UID\}$", dockerfile, re.M)
     assert "listen ${DASHBOARD_PORT};" in TEMPLATE
+
+
+def _rendered_location(config, path):
+    match = re.search(r"location %s \{(.*?)\n        \}" % re.escape(path), config, re.S)
+    assert match, path
+    return match.group(1)
+
+
+def test_limits_per_client_address_answer_429():
+    config = render(**ROLE_VALUES)
+    assert re.search(r"^\s*limit_req_zone \$binary_remote_addr zone=per_client_rate:1m rate=10r/s;$", config, re.M)
+    assert re.search(r"^\s*limit_conn_zone \$binary_remote_addr zone=per_client_conn:1m;$", config, re.M)
+    assert re.search(r"^\s*limit_req_status 429;$", config, re.M)
+    assert re.search(r"^\s*limit_conn_status 429;$", config, re.M)
+    for path in ("/", "/status/", "/v1/", "/image/"):
+        block = _rendered_location(config, path)
+        assert "limit_req zone=per_client_rate burst=20 nodelay;" in block, path
+        assert "limit_conn per_client_conn 32;" in block, path
+    # The health gate and Docker's healthcheck are never throttled into a rollback.
+    assert "limit_" not in _rendered_location(config, "= /healthz")
+    # Nothing at server level that /healthz would inherit.
+    server = config.split("server {", 1)[1].split("location", 1)[0]
+    assert "limit_req" not in server and "limit_conn" not in server
+
+
+def test_the_role_passes_every_template_variable_and_the_image_has_the_same_defaults():
+    names = set(re.findall(r"\$\{(\w+)\}", TEMPLATE))
+    env_block = TASKS.split("homelab.ai.container_rollout:", 1)[1].split("ports:", 1)[0]
+    passed = set(re.findall(r"'(DASHBOARD_\w+|VLLM_UPSTREAM|IMAGE_SERVER_UPSTREAM)':", env_block))
+    assert passed == names
+    dockerfile = (ROOT / "roles/dashboard/files/Dockerfile").read_text()
+    image_env = dict(re.findall(r"(DASHBOARD_RATE_LIMIT|DASHBOARD_RATE_BURST|DASHBOARD_CONN_LIMIT)=(\S+)", dockerfile))
+    assert image_env == {"DASHBOARD_RATE_LIMIT": DEFAULTS["dashboard_rate_limit"],
+                         "DASHBOARD_RATE_BURST": str(DEFAULTS["dashboard_rate_burst"]),
+                         "DASHBOARD_CONN_LIMIT": str(DEFAULTS["dashboard_conn_limit"])}
+
+
+def test_the_build_check_renders_through_the_entrypoint():
+    # One list of the template's variables: the entrypoint's; the image check runs it with --check.
+    assert "check_command: [--check]" in TASKS
+    assert 'if [ "$#" -gt 0 ]; then exec nginx -e stderr -t -c /tmp/nginx/nginx.conf; fi' in ENTRYPOINT
