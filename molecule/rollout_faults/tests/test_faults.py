@@ -30,10 +30,17 @@ def sh(*args, check=True, env=None):
     return subprocess.run(args, check=check, capture_output=True, text=True, env=env)
 
 
+def image_server_key():
+    """The image server's own key, where the local profile generated it (converge created it)."""
+    return (Path("/var/lib/homelab/secrets/image_server_api_key")).read_text().strip()
+
+
 def http(url, body=None, timeout=120):
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="POST" if data else "GET",
-                                 headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if url.startswith(IMAGE_SERVER) or url.startswith(DASHBOARD + "/image/"):
+        headers["Authorization"] = "Bearer " + image_server_key()
+    req = urllib.request.Request(url, data=data, method="POST" if data else "GET", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, dict(resp.headers), resp.read()

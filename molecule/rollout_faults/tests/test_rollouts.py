@@ -97,9 +97,9 @@ def generates_png():
 
 
 def auth_header():
-    """The image server's key where the local profile keeps it (none before it had one)."""
+    """The image server's own key, where the local profile generated it."""
     key_file = Path("/var/lib/homelab/secrets/image_server_api_key")
-    return {"Authorization": "Bearer " + key_file.read_text().strip()} if key_file.exists() else {}
+    return {"Authorization": "Bearer " + key_file.read_text().strip()}
 
 
 def assert_serves_as_before(before_id):
