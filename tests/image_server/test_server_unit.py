@@ -541,6 +541,30 @@ def test_body_that_stops_coming_is_408_after_body_timeout(serve):
     assert_serves(httpd)
 
 
+def test_body_trickled_a_byte_at_a_time_is_408_after_body_timeout(serve):
+    """body_timeout bounds the whole body, not each read: a trickle cannot hold a thread for hours."""
+    httpd = serve(FakeEngine(), body_timeout=1)
+    stop = threading.Event()
+    with socket.create_connection(("127.0.0.1", port_of(httpd)), timeout=WAIT) as sock:
+        sock.sendall(post_bytes(b"", headers=["Content-Length: 200"]))
+
+        def trickle():  # 200 bytes at 0.1 s each would take 20 s
+            while not stop.wait(0.1):
+                try:
+                    sock.send(b" ")
+                except OSError:
+                    return
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        try:
+            reply = parse_reply(read_to_eof(sock))
+        finally:
+            stop.set()
+            thread.join(WAIT)
+    assert reply.status == 408 and reply.error["code"] == "body_timeout"
+
+
 def test_body_shorter_than_announced_is_400(serve):
     httpd = serve(FakeEngine())
     reply = raw(httpd, post_bytes(b'{"prompt": "x"}', headers=["Content-Length: 100"]), half_close=True)

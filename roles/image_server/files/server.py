@@ -493,22 +493,39 @@ class Handler(BaseHTTPRequestHandler):
         """Read a small declared body so the reply is not lost to a reset; otherwise close after."""
         self.close_connection = True
         try:
-            length = content_length(self.headers, self.server.limits)
-            self.connection.settimeout(self.server.limits.body_timeout)
-            self.rfile.read(length)
+            self._read_within(content_length(self.headers, self.server.limits), self.server.limits.body_timeout)
         except (RequestError, OSError):
             pass
 
-    def _read_body(self):
-        length = content_length(self.headers, self.server.limits)
-        self.connection.settimeout(self.server.limits.body_timeout)
+    def _read_within(self, length, seconds):
+        """Up to `length` bytes (fewer at EOF) within `seconds` in all, or socket.timeout.
+
+        A timeout per recv alone would let a client trickle one byte at a time for hours.
+        """
+        deadline = time.monotonic() + seconds
+        chunks, got = [], 0
         try:
-            body = self.rfile.read(length)
-        except socket.timeout:
-            raise RequestError("the body did not arrive within %d s" % self.server.limits.body_timeout,
-                               status=408, code="body_timeout")
+            while got < length:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise socket.timeout("deadline passed")
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(length - got)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
         finally:
             self.connection.settimeout(self.timeout)
+        return b"".join(chunks)
+
+    def _read_body(self):
+        length = content_length(self.headers, self.server.limits)
+        try:
+            body = self._read_within(length, self.server.limits.body_timeout)
+        except socket.timeout:
+            raise RequestError("the body did not arrive within %d s (IMAGE_SERVER_BODY_TIMEOUT)"
+                               % self.server.limits.body_timeout, status=408, code="body_timeout")
         if len(body) != length:
             raise RequestError("body ended after %d of the %d bytes Content-Length announced" % (len(body), length),
                                code="incomplete_body")
@@ -535,13 +552,15 @@ class Handler(BaseHTTPRequestHandler):
             self._error(exc)
 
     def _linger(self):
-        """After refusing an unread body: stop writing, drain briefly, so the client reads the reply."""
+        """After refusing an unread body: stop writing, drain briefly (2 s in all, a bounded number of
+        bytes), so the client reads the reply rather than a reset."""
         try:
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_WR)
-            self.connection.settimeout(2)
+            deadline = time.monotonic() + 2
             drained = 0
-            while drained < 4 * self.server.limits.max_body_bytes + 65536:
+            while drained < 4 * self.server.limits.max_body_bytes + 65536 and time.monotonic() < deadline:
+                self.connection.settimeout(max(0.01, deadline - time.monotonic()))
                 chunk = self.connection.recv(65536)
                 if not chunk:
                     break
