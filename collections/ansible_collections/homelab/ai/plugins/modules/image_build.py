@@ -144,7 +144,7 @@ options:
         container still uses is kept and reported in RV(kept_images).
       - In check mode the images that would be removed are listed in RV(removed_images) and nothing is
         tagged or removed.
-      - C(false) tags and removes nothing: every rebuild leaves the image it replaced behind, untagged.
+      - "C(false) tags and removes nothing: every rebuild leaves the image it replaced behind, untagged."
     type: bool
     default: true
     version_added: "0.2.0"
