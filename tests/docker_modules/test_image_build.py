@@ -1,5 +1,6 @@
 """homelab.ai.image_build against the real Docker daemon: build only on changed inputs, prove the
-tag moved, gate on check_command via a candidate tag, readable errors."""
+tag moved, gate on check_command via a candidate tag, readable errors; retention: twenty rebuilds keep
+at most two images of the name (current and <name>-previous), an image a stopped container uses is kept."""
 import os
 
 import pytest
@@ -133,3 +134,120 @@ def test_missing_base_is_pulled_once_from_a_real_registry(prefix, tmp_path):
         absent = run_module("image_build", {"name": name, "path": str(ctx), "pull_missing_bases": True})
         assert absent.get("failed") and "absent:1" in absent["msg"] and "pulling it failed" in absent["msg"], absent
         docker("image", "rm", "-f", base, check=False)
+
+
+# ---- retention: one previous image per name, the rest removed, never forced -------------------
+
+def _our_images(name):
+    """IDs of the images of name: tagged with its repository, or (dangling too) labelled as built for it."""
+    repo = name.rsplit(":", 1)[0]
+    labelled = docker("image", "ls", "-q", "--no-trunc", "--filter", "label=homelab.ai.image=" + name).split()
+    tagged = docker("image", "ls", "-q", "--no-trunc", repo).split()
+    return sorted(set(labelled) | set(tagged))
+
+
+def _disk(ids):
+    """(unique bytes, size bytes) of the images ids, as `docker system df -v` counts them."""
+    import docker as docker_sdk
+    images = dict((i["Id"], i) for i in docker_sdk.APIClient(version="auto").df()["Images"])
+    unique = sum(images[i]["Size"] - max(images[i]["SharedSize"], 0) for i in ids if i in images)
+    return unique, sum(images[i]["Size"] for i in ids if i in images)
+
+
+@pytest.fixture
+def retention(tmp_path):
+    """A tiny context whose payload changes per build, its name homelab-test/retention-<hex>:latest, and
+    cleanup of everything built or created for it."""
+    import uuid
+    suffix = uuid.uuid4().hex[:8]
+    name = "homelab-test/retention-%s:latest" % suffix
+    (tmp_path / "Dockerfile").write_text("FROM %s\nCOPY payload /payload\n" % BASE_IMAGE)
+    containers = []
+    yield name, tmp_path, containers
+    if containers:
+        docker("rm", "-f", *containers, check=False)
+    repo = name.rsplit(":", 1)[0]
+    refs = [r for r in docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repo, check=False).splitlines() if r]
+    ids = docker("image", "ls", "-q", "--no-trunc", "--filter", "label=homelab.ai.image=" + name, check=False).split()
+    if refs or ids:
+        docker("image", "rm", *(refs + ids), check=False)
+
+
+def _rebuild(name, ctx, n, **extra):
+    (ctx / "payload").write_bytes(os.urandom(1024 * 1024) + b"%d" % n)     # 1 MiB unique per build
+    args = {"name": name, "path": str(ctx), "log_path": str(ctx / ".." / "retention.log")}
+    args.update(extra)
+    res = run_module("image_build", args)
+    assert not res.get("failed") and res["built"], res
+    return res
+
+
+def test_twenty_rebuilds_keep_at_most_two_images(retention):
+    name, ctx, _ = retention
+    df_before = docker("system", "df")
+    ids, counts = [], []
+    for n in range(20):
+        res = _rebuild(name, ctx, n)
+        ids.append(res["image_id"])
+        ours = _our_images(name)
+        counts.append(len(ours))
+        assert len(ours) <= 2, (n, ours)
+        assert image_id(name) == ids[-1]
+        if n:
+            assert res["previous_tag"] == name + "-previous" and image_id(name + "-previous") == ids[-2], res
+            assert res["removed_images"] == ([] if n == 1 else [ids[-3]]) and res["kept_images"] == [], res
+        if n > 1:
+            assert image_id(ids[-3]) is None
+    assert _our_images(name) == sorted(ids[-2:])
+    # With its untagged parents: the classic builder applies the labels one step each, in name order, so
+    # the step that adds homelab.ai.image and the final one carry it: 2 per kept image, none left over.
+    with_parents = docker("image", "ls", "-a", "-q", "--filter", "label=homelab.ai.image=" + name).split()
+    assert len(with_parents) <= 4, with_parents
+    unique, size = _disk(_our_images(name))
+    print("\n[retention] 20 rebuilds of %s (1 MiB payload each): images of the name after each build %s; "
+          "kept 2 (%d with labelled parents), unique size %.2f MiB, size %.1f MiB each incl. the base"
+          % (name, counts, len(with_parents), unique / 2.0 ** 20, size / 2.0 ** 21))
+    print("[retention] docker system df before:\n%s\n[retention] after:\n%s" % (df_before, docker("system", "df")))
+
+    again = run_module("image_build", {"name": name, "path": str(ctx)})
+    assert not again["changed"] and again["removed_images"] == [] and again["previous_tag_image_id"] == ids[-2], again
+    assert _our_images(name) == sorted(ids[-2:])
+
+
+def test_leftovers_of_keep_previous_false_go_with_the_next_build(retention):
+    name, ctx, _ = retention
+    ids = [_rebuild(name, ctx, n, keep_previous=False)["image_id"] for n in range(4)]
+    assert _our_images(name) == sorted(ids)                 # the old behaviour: every rebuild leaves one behind
+    unique_before, _ = _disk(ids)
+    res = _rebuild(name, ctx, 4)
+    assert sorted(res["removed_images"]) == sorted(ids[:3]) and _our_images(name) == sorted([ids[3], res["image_id"]])
+    unique_after, _ = _disk(_our_images(name))
+    print("\n[retention] 4 builds with keep_previous=false: 4 images, unique %.2f MiB; the next build with it "
+          "on removed 3, 2 left, unique %.2f MiB" % (unique_before / 2.0 ** 20, unique_after / 2.0 ** 20))
+
+
+def test_an_image_a_stopped_container_uses_is_kept(retention):
+    name, ctx, containers = retention
+    first = _rebuild(name, ctx, 1)["image_id"]
+    holder = name.split("/")[1].replace(":", "-") + "-rollback"
+    docker("create", "--name", holder, first, "true")            # like container_rollout's kept -rollback container
+    containers.append(holder)
+    second = _rebuild(name, ctx, 2)["image_id"]
+
+    (ctx / "payload").write_bytes(b"preview")
+    preview = run_module("image_build", {"name": name, "path": str(ctx)}, check=True)
+    assert preview["changed"] and preview["removed_images"] == [], preview
+    assert [(k["id"], k["reason"]) for k in preview["kept_images"]] == [(first, "in-use")], preview
+    assert image_id(name) == second and image_id(name + "-previous") == first   # check mode moved nothing
+
+    third = _rebuild(name, ctx, 3)
+    assert not third.get("warnings") and third["removed_images"] == [], third
+    assert [(k["id"], k["reason"]) for k in third["kept_images"]] == [(first, "in-use")], third
+    assert "stopped container" in third["kept_images"][0]["detail"]
+    assert image_id(first) == first and image_id(name + "-previous") == second
+
+    docker("rm", holder)
+    containers.remove(holder)
+    fourth = _rebuild(name, ctx, 4)
+    assert first in fourth["removed_images"] and image_id(first) is None, fourth
+    assert _our_images(name) == sorted([third["image_id"], fourth["image_id"]])
