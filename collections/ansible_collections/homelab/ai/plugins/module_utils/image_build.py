@@ -34,6 +34,7 @@ from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
     split_image_ref,
     stable_hash,
 )
+from ansible_collections.homelab.ai.plugins.module_utils.host_lock import HostLock
 
 INPUTS_HASH_LABEL = "homelab.ai.inputs-hash"
 BUILD_RUN_LABEL = "homelab.ai.build-run"
@@ -857,7 +858,24 @@ def _merge(result, fields):
 def run_image_build(params, check_mode=False, client_factory=get_client):
     """Do the work of homelab.ai.image_build; return the result dict or raise HomelabDockerError.
 
-    The stages, in order: resolve the inputs (pulling missing bases) and hash them, decide, build the
+    A real run holds the host lock of the image's name from the decision to the last removal, so two
+    runs of the play never build one name at once (they would share the candidate tag and each other's
+    retention); check mode changes nothing and takes no lock."""
+    if check_mode or not params.get("state_dir"):
+        return _run_stages(params, check_mode, client_factory)
+    waits = []
+    name = params["name"]
+    lock_timeout = params.get("lock_timeout") if params.get("lock_timeout") is not None else 600
+    with HostLock(params["state_dir"], "build-" + name, "build of %s" % name, timeout=lock_timeout,
+                  on_wait=waits.append):
+        result = _run_stages(params, check_mode, client_factory)
+    # Waiting for another run is reported, but it is not a change this run made.
+    result["lock_wait"] = waits[0] if waits else None
+    return result
+
+
+def _run_stages(params, check_mode, client_factory):
+    """The stages, in order: resolve the inputs (pulling missing bases) and hash them, decide, build the
     candidate, verify and check it, move the tag, keep the previous image and remove the rest."""
     plan = BuildPlan(params)
     client = client_factory(params.get("docker_host"), params.get("timeout") or 3600)

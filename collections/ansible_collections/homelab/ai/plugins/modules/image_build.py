@@ -148,6 +148,20 @@ options:
     type: bool
     default: true
     version_added: "0.2.0"
+  state_dir:
+    description:
+      - Directory on the Docker host for the build's lock, one per image name (C(build-<name>.lock)); the
+        same directory as homelab.ai.container_rollout's locks. A real run holds it from the decision to the
+        last removal, so two runs of the play never build one name at once; the second waits (RV(lock_wait)
+        says for whom) up to I(lock_timeout), then fails with nothing changed. Check mode takes no lock.
+    type: path
+    default: /var/lib/homelab/rollouts
+    version_added: "0.2.0"
+  lock_timeout:
+    description: Seconds to wait for another run's build of the same name on this host.
+    type: int
+    default: 600
+    version_added: "0.2.0"
 notes:
   - An old image that a container still uses is never forced out; it is removed by the first build
     after that container is gone. Images built before version 0.2.0 carry no C(homelab.ai.image) label;
@@ -177,6 +191,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_wait:
+  description: Who held the build lock of this name when this run started to wait for it; null when it was free.
+  returned: when not in check mode
+  type: str
+  sample: "pid 4242 on gaming-pc (build of homelab/image-server:latest) for 12 s"
 name:
   description: The normalised C(repo:tag) that was checked or built.
   returned: always
@@ -297,6 +316,7 @@ from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
     HomelabDockerError,
 )
 from ansible_collections.homelab.ai.plugins.module_utils.image_build import run_image_build
+from ansible_collections.homelab.ai.plugins.module_utils.host_lock import DEFAULT_STATE_DIR
 
 
 def main():
@@ -318,6 +338,8 @@ def main():
             timeout=dict(type="int", default=3600),
             docker_host=dict(type="str", fallback=(env_fallback, ["DOCKER_HOST"])),
             keep_previous=dict(type="bool", default=True),
+            state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
+            lock_timeout=dict(type="int", default=600),
         ),
         supports_check_mode=True,
     )

@@ -522,3 +522,21 @@ def test_a_failed_check_moves_nothing_and_removes_nothing(fake, ctx):
     assert len(fake.built_for()) == 2                                # the failed candidate went with its tag
     res = rebuild(fake, ctx, 4, check_command=["true"])
     assert res["removed_images"] == [ids[0]] and fake.built_for() == sorted([ids[1], res["image_id"]])
+
+
+def test_a_real_run_holds_the_build_lock_of_its_name(fake, ctx, tmp_path):
+    from ansible_collections.homelab.ai.plugins.module_utils.host_lock import HostLock, LockTimeout
+    state = str(tmp_path / "locks")
+    free = rebuild(fake, ctx, 1, state_dir=state)
+    assert free["built"] and free["lock_wait"] is None
+    (ctx / "app.py").write_text("print(2)\n")
+    with HostLock(state, "build-" + NAME, "build of %s" % NAME):     # another run of the play builds it
+        with pytest.raises(LockTimeout, match=r"build of homelab-test/retention:latest"):
+            run(fake, ctx, state_dir=state, lock_timeout=1)
+    assert len(fake.builds) == 1 and fake.tags[NAME] == free["image_id"]     # the waiting run built nothing
+    # check mode takes no lock: a preview while another run builds is fine
+    with HostLock(state, "build-" + NAME, "build of %s" % NAME):
+        assert run(fake, ctx, check_mode=True, state_dir=state, lock_timeout=1)["changed"]
+    # a different name has its own lock
+    with HostLock(state, "build-homelab-test/other:latest", "build of homelab-test/other:latest"):
+        assert run(fake, ctx, state_dir=state, lock_timeout=1)["built"]
