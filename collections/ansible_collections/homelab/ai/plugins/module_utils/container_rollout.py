@@ -168,6 +168,12 @@ def normalize_device_requests(reqs):
     return out
 
 
+# The restart policy a container is updated to when it is parked or kept for rollback. dockerd's
+# container update ignores a policy with an empty name (moby daemon/update.go: "if
+# hostConfig.RestartPolicy.Name != ''"), so "no" is said explicitly; at create an empty name is "no".
+NO_RESTART = {"Name": "no", "MaximumRetryCount": 0}
+
+
 def parse_restart_policy(text):
     text = (text or "no").strip()
     name, dummy, count = text.partition(":")
@@ -734,7 +740,9 @@ class Rollout:
             policy = json.loads(((info.get("Config") or {}).get("Labels") or {}).get(CONFIG_LABEL) or "{}").get("restart_policy")
         except ValueError:
             policy = None
-        return policy or (info.get("HostConfig") or {}).get("RestartPolicy") or {"Name": ""}
+        policy = policy or (info.get("HostConfig") or {}).get("RestartPolicy") or {}
+        # For an update "no" must be said: dockerd ignores an empty name there (daemon/update.go).
+        return policy if policy.get("Name") else dict(NO_RESTART)
 
     # -- parking: the stages of a replacement -----------------------------------------------
     def _park(self, info, as_name, phase, candidate_origin):
@@ -746,7 +754,7 @@ class Rollout:
         self.client.rename(info["Id"], as_name)
         self.act("renamed %s to %s" % (info["Name"].lstrip("/"), as_name))
         # A parked container must not come back by itself (daemon restart, WSL reboot) and take the ports.
-        self.client.update_container(info["Id"], restart_policy={"Name": ""})
+        self.client.update_container(info["Id"], restart_policy=dict(NO_RESTART))
         if running:
             self.client.stop(info["Id"], timeout=int(self.p.get("stop_timeout") or 10))
             self.act("stopped %s (frees its host ports)" % as_name)
@@ -780,7 +788,7 @@ class Rollout:
         """A candidate that failed: a new one is removed, a rollback container goes back to waiting."""
         if origin == "rollback":
             self.client.stop(cid, timeout=int(self.p.get("stop_timeout") or 10))
-            self.client.update_container(cid, restart_policy={"Name": ""})
+            self.client.update_container(cid, restart_policy=dict(NO_RESTART))
             self.client.rename(cid, self.rollback_name)
             self.act("put %s back as %s" % (self.name, self.rollback_name))
         else:

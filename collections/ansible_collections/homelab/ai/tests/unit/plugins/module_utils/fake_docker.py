@@ -10,7 +10,8 @@ driven directly. It has the daemon's teeth where the modules depend on them:
 - removing a running container without force, or an image a container uses, is a 409;
 - starting a container whose host port another running container publishes fails with
   "port is already allocated"; a stopped container holds no port;
-- labels are fixed at create; restart policy changes only through update_container;
+- labels are fixed at create; restart policy changes only through update_container, and an update
+  with an empty policy name changes nothing (dockerd: daemon/update.go);
 - state moves with a clock: an image's `fake.behaviour` label says what its containers do once
   started (healthy, crash, loop, unhealthy, slow:N) and inspect reports it as time passes;
 - host configs are built by the SDK's own create_host_config, so an argument it refuses is refused.
@@ -288,7 +289,8 @@ class FakeDockerClient:
 
     def update_container(self, container, restart_policy=None, **kwargs):
         c = self._find_container(container)
-        if restart_policy is not None:
+        # Like dockerd (daemon/update.go), an update with an empty policy name changes nothing.
+        if restart_policy is not None and restart_policy.get("Name"):
             c["HostConfig"]["RestartPolicy"] = dict(restart_policy)
         return {"Warnings": []}
 
