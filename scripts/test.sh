@@ -34,6 +34,10 @@ stage_molecule() {
     s="$(basename "$(dirname "$s")")"
     log "molecule scenario $s"
     start=$SECONDS
+    # Molecule keeps a scenario's state (created, prepared) under ~/.ansible/tmp between runs, keyed by
+    # the scenario's name, not the checkout: a second suite on the same machine would skip
+    # gaming_twin's prepare (its twin daemon) and fail. Every run starts as on a fresh machine.
+    molecule reset -s "$s" >/dev/null 2>&1 || true
     # Each scenario's output is kept so a failure can be shown again at the very end, where a
     # CI log that keeps only its tail still shows what broke.
     if molecule test -s "$s" 2>&1 | tee "$OUT_DIR/molecule-$s.log"; then
