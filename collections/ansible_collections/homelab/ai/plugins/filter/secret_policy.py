@@ -23,11 +23,14 @@ def keyless_problem(ports, name, key_variable, required_variable):
     return secret_policy.keyless_problem(ports, name, key_variable, required_variable)
 
 
-def secret_env_problem(plain_env, secret_env, plain_variable, secret_variable):
+def secret_env_problem(plain_env, secret_env, plain_variable, secret_variable, reserved=None):
     """Why ``plain_env``/``secret_env`` would leak or garble a secret, or an empty string."""
     if not isinstance(plain_env, dict):
         raise AnsibleFilterError("secret_env_problem: %s must be a dict, got %s" % (plain_variable, type(plain_env).__name__))
-    return secret_policy.secret_env_problem(plain_env, secret_env, plain_variable, secret_variable)
+    if reserved is not None and not isinstance(reserved, dict):
+        raise AnsibleFilterError("secret_env_problem: reserved must be a dict of environment name to role variable, got %s"
+                                 % type(reserved).__name__)
+    return secret_policy.secret_env_problem(plain_env, secret_env, plain_variable, secret_variable, reserved)
 
 
 class FilterModule(object):

@@ -100,15 +100,24 @@ def keyless_problem(ports, name, key_variable, required_variable):
             % (name, required_variable, ", ".join(exposed), key_variable, HOW_TO_GENERATE.lower()))
 
 
-def secret_env_problem(plain_env, secret_env, plain_variable, secret_variable):
+def secret_env_problem(plain_env, secret_env, plain_variable, secret_variable, reserved=None):
     """Return why these environments would leak or garble a secret, or ``""``.
 
     ``plain_env`` is the role's plain environment (labelled, written to files, shown in diffs),
-    ``secret_env`` the one container_rollout keeps secret; the variable names go in the message."""
+    ``secret_env`` the one container_rollout keeps secret; the variable names go in the message.
+    ``reserved`` maps environment names the role sets itself (its API key) to the role variable that
+    sets them: neither environment may set those, or the role's own check of that variable is bypassed."""
     problems = []
     if not isinstance(secret_env, dict):
         return "%s must be a dict of environment name to secret value, got %s" % (
             secret_variable, type(secret_env).__name__)
+    for name, variable in sorted((reserved or {}).items()):
+        for env_variable, env in ((secret_variable, secret_env), (plain_variable, plain_env or {})):
+            if name in env:
+                problems.append("%s sets %s: set %s instead (the secret policy checks it there)"
+                                % (env_variable, name, variable))
+    if problems:
+        return "; ".join(problems)
     for key in sorted(str(k) for k in secret_env):
         if not _ENV_NAME_RE.match(key):
             problems.append("%s: %r is not an environment variable name" % (secret_variable, key))

@@ -37,3 +37,8 @@ def test_secret_policy_filters():
     assert "move them to vllm_secret_env" in secret_env_problem({"HF_TOKEN": "x"}, {}, "vllm_extra_env", "vllm_secret_env")
     with pytest.raises(AnsibleFilterError, match="vllm_extra_env must be a dict"):
         secret_env_problem(["HF_TOKEN"], {}, "vllm_extra_env", "vllm_secret_env")
+    assert "set image_server_api_key instead" in secret_env_problem(
+        {}, {"IMAGE_SERVER_API_KEY": "x" * 40}, "image_server_env", "image_server_secret_env",
+        reserved={"IMAGE_SERVER_API_KEY": "image_server_api_key"})
+    with pytest.raises(AnsibleFilterError, match="reserved must be a dict"):
+        secret_env_problem({}, {}, "vllm_extra_env", "vllm_secret_env", reserved=["VLLM_API_KEY"])

@@ -103,6 +103,19 @@ def test_a_secret_looking_name_in_the_plain_env_is_sent_to_the_secret_env():
     assert "hf_abc" not in problem
 
 
+def test_a_reserved_name_in_either_environment_is_sent_to_its_own_variable():
+    reserved = {"VLLM_API_KEY": "vllm_api_key"}
+    key = "9f1c2b7e4a6d08e35b1f7c9a2e4d6b80c3a5f7e9"
+    problem = sp.secret_env_problem({}, {"VLLM_API_KEY": key}, "vllm_extra_env", "vllm_secret_env", reserved)
+    assert problem == "vllm_secret_env sets VLLM_API_KEY: set vllm_api_key instead (the secret policy checks it there)"
+    problem = sp.secret_env_problem({"VLLM_API_KEY": "short"}, {}, "vllm_extra_env", "vllm_secret_env", reserved)
+    assert problem == "vllm_extra_env sets VLLM_API_KEY: set vllm_api_key instead (the secret policy checks it there)"
+    assert key not in problem and "short" not in problem
+    # without the reserved map a long key in the secret env is just a secret; other names still pass
+    assert sp.secret_env_problem({}, {"VLLM_API_KEY": key}, "vllm_extra_env", "vllm_secret_env") == ""
+    assert sp.secret_env_problem({}, {"HF_TOKEN": "hf_" + "x1" * 17}, "vllm_extra_env", "vllm_secret_env", reserved) == ""
+
+
 def test_overlap_empty_values_and_bad_names_are_named():
     problem = env_problem({"HF_TOKEN": "hf_visible"}, {"HF_TOKEN": "hf_secret", "EMPTY": "", "bad-name": "v"})
     assert "HF_TOKEN are in both vllm_extra_env and vllm_secret_env: keep each secret in vllm_secret_env only" in problem

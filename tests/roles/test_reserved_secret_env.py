@@ -1,0 +1,46 @@
+"""Both roles refuse a *_secret_env (or plain env) that sets the role's own key variable, through one
+shared check (secret_policy.secret_env_problem with `reserved`), before anything touches Docker.
+
+A key set through the secret env would bypass the role's own check of its key variable (the secret
+policy: 32+ characters, not the example's placeholder). No Docker is needed: the checks come first."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD_KEY = "9f1c2b7e4a6d08e35b1f7c9a2e4d6b80c3a5f7e9"
+LEAK = "leaky-value-7"
+
+CASES = {
+    "vllm-secret-env": ("vllm", "deploy", {"vllm_api_key": GOOD_KEY, "vllm_secret_env": {"VLLM_API_KEY": LEAK}},
+                        "vllm_secret_env sets VLLM_API_KEY: set vllm_api_key instead"),
+    "vllm-plain-env": ("vllm", "deploy", {"vllm_api_key": GOOD_KEY, "vllm_extra_env": {"VLLM_API_KEY": LEAK}},
+                       "vllm_extra_env sets VLLM_API_KEY: set vllm_api_key instead"),
+    "image-server-secret-env": ("image_server", "main", {"image_server_api_key": GOOD_KEY,
+                                                         "image_server_secret_env": {"IMAGE_SERVER_API_KEY": LEAK}},
+                                "image_server_secret_env sets IMAGE_SERVER_API_KEY: set image_server_api_key instead"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_roles_own_key_cannot_come_through_an_env_dict(tmp_path, case):
+    role, tasks_from, role_vars, expected = CASES[case]
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "name": "the %s role's secret checks" % role, "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"name": "Run the role", "ansible.builtin.include_role": {"name": role, "tasks_from": tasks_from},
+                   "vars": role_vars}]}]))
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_NOCOLOR="1",
+               DOCKER_HOST="unix:///nonexistent/docker.sock")  # a check that came too late fails otherwise
+    proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook),
+                           "-e", "ansible_python_interpreter=%s" % sys.executable],
+                          cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=300)
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0, out[-3000:]
+    assert expected in out, out[-3000:]
+    assert LEAK not in out  # the value is never shown
+    assert "failed=1" in out
