@@ -47,20 +47,25 @@ description:
     with I(device_requests).
 author:
   - homelab.ai contributors (@homelab-ai)
-requirements:
-  - docker (Python Docker SDK) >= 7.0
-  - A reachable Docker daemon (Engine API >= 1.41)
+extends_documentation_fragment:
+  - homelab.ai.attributes
+  - homelab.ai.docker
+  - homelab.ai.host_lock
 attributes:
   check_mode:
     support: full
-    description: Reports what would change (C(actions), C(diff)); creates, stops and removes nothing.
+    details: Reports what would change (C(actions), C(diff)); creates, stops and removes nothing.
   diff_mode:
     support: full
-    description: Shows image ID and configuration before and after; secret values are masked.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs where the Docker daemon socket (or I(docker_host)) is reachable.
+    details: Shows image ID and configuration before and after; secret values are masked.
+  idempotent:
+    support: partial
+    details:
+      - With O(state=started) a second run with the same image ID, configuration and secrets changes nothing; only a
+        container that stopped, crashed or turned unhealthy in between is started and gated again, which is a change.
+      - With O(state=absent) a second run finds nothing left to remove.
+      - O(state=rolled_back) is not idempotent. Every run swaps the serving container with C(<name>-rollback), so a
+        second run swaps back.
 options:
   name:
     description: Container name.
@@ -268,14 +273,6 @@ options:
     description: Keep the replaced container stopped as C(<name>-rollback) after a successful replacement.
     type: bool
     default: true
-  lock_timeout:
-    description: Seconds to wait for another run's rollout of the same container on this host.
-    type: int
-    default: 600
-  state_dir:
-    description: Directory on the Docker host for the rollout's lock and journal.
-    type: path
-    default: /var/lib/homelab/rollouts
   rollback:
     description:
       - Restore the previous container when the new one fails the gate. With C(false) the failed
@@ -289,11 +286,6 @@ options:
   progress_path:
     description: File that receives timestamped progress lines (follow it with C(tail -f)).
     type: path
-  docker_host:
-    description:
-      - Docker daemon address, for example C(unix:///var/run/docker.sock).
-      - Falls back to the environment variable C(DOCKER_HOST), then C(unix:///var/run/docker.sock).
-    type: str
 seealso:
   - module: homelab.ai.image_build
 """

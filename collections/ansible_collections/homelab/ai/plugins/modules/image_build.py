@@ -40,20 +40,23 @@ description:
     may still be checking it) are never removed. A run that builds nothing removes nothing."
 author:
   - homelab.ai contributors (@homelab-ai)
-requirements:
-  - docker (Python Docker SDK) >= 7.0
-  - A reachable Docker daemon (Engine API >= 1.41)
+extends_documentation_fragment:
+  - homelab.ai.attributes
+  - homelab.ai.docker
+  - homelab.ai.host_lock
 attributes:
   check_mode:
     support: full
-    description: Computes the inputs hash and reports whether a build would happen; builds and tags nothing.
+    details: Computes the inputs hash and reports whether a build would happen; builds and tags nothing.
   diff_mode:
     support: full
-    description: Returns the inputs hash and image ID before and after.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs where the Docker daemon socket (or I(docker_host)) is reachable.
+    details: Returns the inputs hash and image ID before and after.
+  idempotent:
+    support: partial
+    details:
+      - A build happens only when the inputs hash changed or the image is missing, so a second run with the same inputs
+        builds, tags and removes nothing. O(pull_missing_bases) pulls only the bases that are missing.
+      - With O(force=true) every run rebuilds without the layer cache and moves the tag, which is a change.
 options:
   name:
     description:
@@ -132,11 +135,6 @@ options:
         longest time one step may print nothing.
     type: int
     default: 3600
-  docker_host:
-    description:
-      - Docker daemon address, for example C(unix:///var/run/docker.sock) or C(tcp://127.0.0.1:2375).
-      - Falls back to the environment variable C(DOCKER_HOST), then C(unix:///var/run/docker.sock).
-    type: str
   keep_previous:
     description:
       - After a build that moved the tag, tag the image I(name) pointed to before as C(<repo>:<tag>-previous)
@@ -149,18 +147,8 @@ options:
     default: true
     version_added: "0.2.0"
   state_dir:
-    description:
-      - Directory on the Docker host for the build's lock, one per image name (C(build-<name>.lock)); the
-        same directory as homelab.ai.container_rollout's locks. A real run holds it from the decision to the
-        last removal, so two runs of the play never build one name at once; the second waits (RV(lock_wait)
-        says for whom) up to I(lock_timeout), then fails with nothing changed. Check mode takes no lock.
-    type: path
-    default: /var/lib/homelab/rollouts
     version_added: "0.2.0"
   lock_timeout:
-    description: Seconds to wait for another run's build of the same name on this host.
-    type: int
-    default: 600
     version_added: "0.2.0"
 notes:
   - An old image that a container still uses is never forced out; it is removed by the first build
