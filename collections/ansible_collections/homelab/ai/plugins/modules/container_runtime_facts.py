@@ -39,17 +39,21 @@ options:
     description: Seconds the probe container may run.
     type: int
     default: 60
+extends_documentation_fragment:
+  - homelab.ai.attributes
+  - homelab.ai.attributes.facts
+  - homelab.ai.attributes.facts_module
+  - homelab.ai.attributes.posix
 attributes:
   check_mode:
+    details: Runs the same in check mode; the optional probe starts a throw-away container and removes it.
+  idempotent:
     support: full
-    description: Runs the same in check mode; the optional probe starts a throw-away container and removes it.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is nothing to diff.
+    details:
+      - Reports no change and leaves nothing behind. With O(probe_gpu_container=true) every run starts a throw-away
+        GPU container (C(docker run --rm)), which is gone when the module returns.
   platform:
-    support: full
-    platforms: posix
-    description: Linux targets, WSL2 included.
+    details: Linux targets, WSL2 included.
 requirements:
   - the docker CLI, or the Docker SDK for Python (C(docker)) when there is no CLI
 author:

@@ -20,10 +20,6 @@ description:
     (C(gpg --show-keys --with-colons)) and fails, naming both fingerprints, when it does not.
   - The decision logic is plain Python in homelab.ai's module_utils C(docker_engine).
 options:
-  container_runtime:
-    description: C(ansible_facts.container_runtime) from homelab.ai.container_runtime_facts.
-    type: dict
-    default: {}
   mode:
     description:
       - C(auto) uses Docker Desktop's engine when present, else installs Docker Engine; C(docker-desktop) and
@@ -51,23 +47,17 @@ options:
     description: Plan their removal instead of failing.
     type: bool
     default: false
-  verify_key_file:
-    description: Only verify this key file against O(verify_key_fingerprint).
-    type: path
-  verify_key_fingerprint:
-    description: Expected primary key fingerprint (spaces allowed).
-    type: str
+extends_documentation_fragment:
+  - homelab.ai.attributes
+  - homelab.ai.attributes.facts
+  - homelab.ai.attributes.facts_module
+  - homelab.ai.attributes.idempotent_not_modify_state
+  - homelab.ai.attributes.posix
+  - homelab.ai.docker_engine
+  - homelab.ai.docker_engine.key_verification
 attributes:
-  check_mode:
-    support: full
-    description: Only reads.
-  diff_mode:
-    support: none
-    description: Changes nothing.
   platform:
-    support: full
-    platforms: posix
-    description: Debian/Ubuntu targets, WSL2 included.
+    details: Debian/Ubuntu targets, WSL2 included.
 author:
   - homelab.ai contributors (@homelab-ai)
 """

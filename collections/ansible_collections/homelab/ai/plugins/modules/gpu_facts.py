@@ -30,17 +30,17 @@ options:
       - Seconds each nvidia-smi run may take before it is killed (needs C(timeout) from coreutils).
     type: int
     default: 15
+extends_documentation_fragment:
+  - homelab.ai.attributes
+  - homelab.ai.attributes.facts
+  - homelab.ai.attributes.facts_module
+  - homelab.ai.attributes.idempotent_not_modify_state
+  - homelab.ai.attributes.posix
 attributes:
   check_mode:
-    support: full
-    description: Only runs read-only nvidia-smi queries; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is nothing to diff.
+    details: Only runs read-only nvidia-smi queries; runs the same in check mode.
   platform:
-    support: full
-    platforms: posix
-    description: Linux targets, bare metal or WSL2.
+    details: Linux targets, bare metal or WSL2.
 author:
   - homelab.ai contributors (@homelab-ai)
 """

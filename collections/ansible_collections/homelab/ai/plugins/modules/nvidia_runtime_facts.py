@@ -20,10 +20,6 @@ description:
   - With O(probe) (the C(probe) of container_runtime_facts), returns C(probe_advice), the fix for the failure.
   - The decision logic is plain Python in homelab.ai's module_utils C(docker_engine).
 options:
-  container_runtime:
-    description: C(ansible_facts.container_runtime) from homelab.ai.container_runtime_facts.
-    type: dict
-    default: {}
   engine:
     description:
       - The docker_engine role's engine (C(docker-desktop), C(distro), C(none)) when known.
@@ -39,23 +35,17 @@ options:
   probe:
     description: Result of the GPU container probe.
     type: dict
-  verify_key_file:
-    description: Only verify this apt key file against O(verify_key_fingerprint) and fail naming both when it differs.
-    type: path
-  verify_key_fingerprint:
-    description: Expected primary key fingerprint (spaces allowed).
-    type: str
+extends_documentation_fragment:
+  - homelab.ai.attributes
+  - homelab.ai.attributes.facts
+  - homelab.ai.attributes.facts_module
+  - homelab.ai.attributes.idempotent_not_modify_state
+  - homelab.ai.attributes.posix
+  - homelab.ai.docker_engine
+  - homelab.ai.docker_engine.key_verification
 attributes:
-  check_mode:
-    support: full
-    description: Only reads.
-  diff_mode:
-    support: none
-    description: Changes nothing.
   platform:
-    support: full
-    platforms: posix
-    description: Linux targets, WSL2 included.
+    details: Linux targets, WSL2 included.
 author:
   - homelab.ai contributors (@homelab-ai)
 """

@@ -18,17 +18,17 @@ description:
   - Never fails because WSL is absent; a non-WSL host gets C(is_wsl=false).
   - Makes no changes.
 options: {}
+extends_documentation_fragment:
+  - homelab.ai.attributes
+  - homelab.ai.attributes.facts
+  - homelab.ai.attributes.facts_module
+  - homelab.ai.attributes.idempotent_not_modify_state
+  - homelab.ai.attributes.posix
 attributes:
   check_mode:
-    support: full
-    description: Only reads files; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is nothing to diff.
+    details: Only reads files; runs the same in check mode.
   platform:
-    support: full
-    platforms: posix
-    description: Linux targets, WSL or not.
+    details: Linux targets, WSL or not.
 author:
   - homelab.ai contributors (@homelab-ai)
 """
