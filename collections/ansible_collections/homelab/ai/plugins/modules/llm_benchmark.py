@@ -114,17 +114,26 @@ options:
   label:
     description: A name for this measurement in the result and report (for example V(direct), V(via_dashboard)).
     type: str
+extends_documentation_fragment:
+  - homelab.ai.attributes
+  - homelab.ai.attributes.posix
 attributes:
   check_mode:
     support: full
-    description: Only the health and model checks run; no load is sent and no report is written.
+    details: Only the health and model checks run; no load is sent and no report is written.
   diff_mode:
     support: none
-    description: The module changes nothing on the server, so there is nothing to diff.
+    details: The module changes nothing on the server, so there is nothing to diff; O(report_path) is written without a diff.
+  idempotent:
+    support: partial
+    details:
+      - It never reports a change and changes nothing on the server, but it measures rather than converges. Every run
+        outside check mode sends O(warmup_requests) + O(num_requests) generation requests to the server and overwrites
+        O(report_path).
+      - The figures, and so the gate, vary with what else loads the server and GPU; a second run can fail where the
+        first passed.
   platform:
-    support: full
-    platforms: posix
-    description: Any host that can reach the server over HTTP; stdlib Python only.
+    details: Any host that can reach the server over HTTP; stdlib Python only.
 notes:
   - Uses only the Python standard library on the target.
 seealso:

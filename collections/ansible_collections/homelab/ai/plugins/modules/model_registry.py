@@ -21,17 +21,18 @@ description:
   - Writes nothing; write C(content) with M(ansible.builtin.copy), which gives check and diff mode.
 author:
   - homelab.ai contributors (@homelab-ai)
+extends_documentation_fragment:
+  - homelab.ai.attributes
+  - homelab.ai.attributes.info_module
+  - homelab.ai.attributes.idempotent_not_modify_state
+  - homelab.ai.attributes.posix
 attributes:
   check_mode:
-    support: full
-    description: Pure computation, identical in check mode.
+    details: Pure computation, identical in check mode.
   diff_mode:
-    support: none
-    description: Nothing is changed; the file is written by M(ansible.builtin.copy).
+    details: Nothing is changed; the file is written by M(ansible.builtin.copy).
   platform:
-    support: full
-    platforms: posix
-    description: Runs anywhere.
+    details: Runs anywhere.
 options:
   models:
     description: Model name to entry (C(source), C(quantization), C(default_context), C(max_context),

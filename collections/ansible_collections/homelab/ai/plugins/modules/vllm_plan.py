@@ -28,17 +28,16 @@ description:
   - Computes only; it changes nothing on the host.
 author:
   - homelab.ai contributors (@homelab-ai)
+extends_documentation_fragment:
+  - homelab.ai.attributes
+  - homelab.ai.attributes.info_module
+  - homelab.ai.attributes.idempotent_not_modify_state
+  - homelab.ai.attributes.posix
 attributes:
   check_mode:
-    support: full
-    description: Pure computation, identical in check mode.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is nothing to diff.
+    details: Pure computation, identical in check mode.
   platform:
-    support: full
-    platforms: posix
-    description: Runs anywhere; the facts it needs are parameters.
+    details: Runs anywhere; the facts it needs are parameters.
 options:
   model:
     description: One entry of the model registry (see M(homelab.ai.model_registry)).
