@@ -70,3 +70,40 @@ def test_requirements_yml_matches_what_the_suite_uses():
         assert manifest.is_file(), f"{entry['name']} is not installed: run scripts/setup.sh"
         version = json.loads(manifest.read_text())["collection_info"]["version"]
         assert meets_requirements(version, entry["version"]), (entry["name"], version, entry["version"])
+
+
+MODULES = sorted((REPO_ROOT / "collections/ansible_collections/homelab/ai/plugins/modules").glob("[!_]*.py"))
+
+
+def _module_documentation(path):
+    import ast
+
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "DOCUMENTATION" for t in node.targets):
+            return yaml.safe_load(node.value.value)
+    raise AssertionError(f"{path.name}: no DOCUMENTATION")
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda p: p.stem)
+def test_module_docs_extend_the_shared_attributes(module):
+    """What every module documents alike lives in plugins/doc_fragments; homelab.ai.attributes
+    carries idempotent without a support level, so validate-modules fails a module that does not
+    state its own. A module that skips the fragment would skip that check: it may not."""
+    fragments = _module_documentation(module).get("extends_documentation_fragment") or []
+    assert "homelab.ai.attributes" in fragments, f"{module.name}: extends_documentation_fragment lacks homelab.ai.attributes"
+
+
+def test_module_docs_state_idempotence():
+    """The merged documentation (fragments applied, as ansible-doc shows it) gives every module an
+    idempotent attribute with a support level and a sentence saying why."""
+    import json
+
+    names = ["homelab.ai." + m.stem for m in MODULES]
+    result = subprocess.run([str(Path(sys.executable).parent / "ansible-doc"), "-t", "module", "--json", *names],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    docs = json.loads(result.stdout)
+    for name in names:
+        idempotent = docs[name]["doc"].get("attributes", {}).get("idempotent", {})
+        assert idempotent.get("support") in ("full", "partial", "none"), (name, idempotent)
+        assert idempotent.get("details"), f"{name}: idempotent attribute without details saying why"
