@@ -1,6 +1,6 @@
 """The image server in-process, without torch: parsing, and the real HTTP server over real sockets.
 
-server.py and make_tiny_model.py import torch/diffusers lazily (only inside load_pipeline), so they
+server.py and make_tiny_diffusers_pipeline.py import torch/diffusers lazily (only inside load_pipeline), so they
 load here. The HTTP tests start a real `server.ImageServer` on 127.0.0.1:0 in a thread with a FAKE
 engine (FakeEngine below, or the real `server.Engine` driving StepPipeline, a fake pipeline that
 calls `callback_on_step_end` like diffusers does) and talk to it with http.client or a raw socket.
@@ -38,7 +38,7 @@ def _load(name):
 
 
 server = _load("server")
-maker = _load("make_tiny_model")
+maker = _load("make_tiny_diffusers_pipeline")
 
 
 # ---------------------------------------------------------------- fakes

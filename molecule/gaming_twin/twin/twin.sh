@@ -267,7 +267,7 @@ cmd_build_images() {
   t0=$(date +%s)
   ctx=$(mktemp -d /tmp/homelab-twin-build.XXXXXX)
   cp -r "$HERE/images/vllm-openai" "$ctx/vllm"
-  cp "$HERE/../../../roles/vllm_cpu_image/files/make_tiny_model.py" "$ctx/vllm/"
+  cp "$HERE/../../../roles/vllm_cpu_image/files/make_tiny_qwen2_model.py" "$ctx/vllm/"
   docker build -q -t homelab-twin/vllm-openai:v0.32.0 "$ctx/vllm" >/dev/null
   cp -r "$HERE/images/pytorch" "$ctx/pytorch"
   docker build -q -t homelab-twin/pytorch:2.4.1-cuda12.1-cudnn9-runtime "$ctx/pytorch" >/dev/null

@@ -5,7 +5,7 @@
 
 Runs inside the vllm-cpu image (torch, transformers and tokenizers come from there):
 
-    python make_tiny_model.py --output /models/tiny-qwen2 [--hidden-size 256 ...]
+    python make_tiny_qwen2_model.py --output /models/tiny-qwen2 [--hidden-size 256 ...]
 
 - weights: random, from a fixed seed (the model talks nonsense; it exists so vLLM has
   something real to load, schedule and stream);
