@@ -42,3 +42,18 @@ def test_secret_policy_filters():
         reserved={"IMAGE_SERVER_API_KEY": "image_server_api_key"})
     with pytest.raises(AnsibleFilterError, match="reserved must be a dict"):
         secret_env_problem({}, {}, "vllm_extra_env", "vllm_secret_env", reserved=["VLLM_API_KEY"])
+
+
+def test_smoke_report_filters():
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.homelab.ai.plugins.filter.smoke_report import FilterModule, smoke_report, smoke_summary
+    assert set(FilterModule().filters()) == {"smoke_report", "smoke_summary"}
+    report = smoke_report({"results": []}, "m", check_dashboard=False, check_image_server=False)
+    assert report["passed"] is False and report["model"] == "m"
+    assert smoke_summary(report, "http://v", "/s.json")[0] == "smoke test FAILED: m at http://v"
+    with pytest.raises(AnsibleFilterError, match="the llm_benchmark loop's registered result"):
+        smoke_report([], "m")
+    with pytest.raises(AnsibleFilterError, match="image_file must be a dict"):
+        smoke_report({}, "m", image_file="iVBOR")
+    with pytest.raises(AnsibleFilterError, match="a homelab.ai.smoke_report result"):
+        smoke_summary({"passed": True}, "u", "p")

@@ -1,0 +1,222 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, homelab.ai contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The smoke_test role's verdict and report (pure logic, no I/O).
+
+* ``benchmark_runs``: the role measures with ``homelab.ai.llm_benchmark`` in one looped task (items
+  labelled ``direct`` and ``via_dashboard``); this splits the registered loop result back into one
+  result and one error per label, as if each call had been a task of its own.
+* ``smoke_report``: the report the role writes to ``status/smoke.json`` (the dashboard status page
+  shows it) and whose ``passed`` fails the play: decode speed, TTFT and stream smoothness at vLLM and
+  through the dashboard, the gate, what the planner expected, the status page and the image server.
+* ``smoke_summary``: the one-screen summary (a list of lines) the role prints from that report.
+
+The role calls them through the ``homelab.ai.smoke_report`` and ``homelab.ai.smoke_summary`` filters
+(roles/smoke_test/tasks/main.yml).
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import datetime
+
+from ansible.module_utils.parsing.convert_bool import boolean
+
+# Bookkeeping a registered task result carries that is no measurement: left out of the report's copy
+# of the direct run (``direct``), with the loop's own keys (the item and the name of its variable).
+RESULT_BOOKKEEPING = ("requests", "invocation", "changed", "failed")
+LOOP_BOOKKEEPING = ("ansible_loop_var", "ansible_index_var", "ansible_loop")
+# ansible_failed_result (what a rescue sees) also keeps the executor's own keys, which register drops.
+INTERNAL_PREFIX = "_ansible_"
+
+# The first bytes of a PNG (89 50 4E 47 0D 0A 1A 0A) in base64, as slurp returns the file.
+PNG_BASE64_PREFIX = "iVBORw0KGgo"
+
+_MISSING = object()
+
+
+def _get(value, *keys):
+    """value[k1][k2]..., or None where a level is missing or not a dict (Jinja's ``a.b | default(none)``)."""
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _gate(result, key):
+    """result.gate[key], [] when the result has no gate or the gate no such key (``(r.gate | default({})).key | default([])``)."""
+    gate = result.get("gate")
+    if not isinstance(gate, dict):
+        return []
+    return gate.get(key, [])
+
+
+def _as_bool(value):
+    """Ansible's ``| bool``: true for True, 1, 'yes', 'on', 'true', '1'; false otherwise (never raises)."""
+    return boolean(value, strict=False)
+
+
+def benchmark_runs(loop_result, labels=("direct", "via_dashboard")):
+    """Split the looped llm_benchmark task's registered result into ``{label: (result, error)}``.
+
+    ``result`` is the item's result without the loop's bookkeeping (``{}`` when the item was skipped or
+    never ran), ``error`` the item's ``msg`` when it failed, else None. When the task failed before any
+    item ran (no ``results``), every label gets the task's message. The item's ``label`` names the run.
+    """
+    loop_result = loop_result if isinstance(loop_result, dict) else {}
+    by_label = {}
+    for item_result in loop_result.get("results") or []:
+        if not isinstance(item_result, dict):
+            continue
+        loop_var = item_result.get("ansible_loop_var", "item")
+        label = _get(item_result, loop_var, "label")
+        if label is None:
+            continue
+        drop = set(LOOP_BOOKKEEPING) | set([loop_var])
+        by_label[label] = dict((k, v) for k, v in item_result.items()
+                               if k not in drop and not k.startswith(INTERNAL_PREFIX))
+
+    runs = {}
+    for label in labels:
+        result = by_label.get(label)
+        if result is None:
+            error = None
+            if loop_result.get("failed") and not loop_result.get("results"):
+                error = loop_result.get("msg", "llm_benchmark failed")
+            runs[label] = ({}, error)
+        elif result.get("skipped"):
+            runs[label] = ({}, None)
+        elif result.get("failed"):
+            runs[label] = (result, result.get("msg", "llm_benchmark failed"))
+        else:
+            runs[label] = (result, None)
+    return runs
+
+
+def smoke_report(benchmarks, model, plan=None, min_tokens_per_second=None, tolerance=None,
+                 check_dashboard=True, dashboard_gate=True, status_page=None,
+                 check_image_server=True, image=None, image_file=None, check_mode=False, now=None):
+    """The report (status/smoke.json) from the checks' registered results.
+
+    benchmarks: the looped llm_benchmark task's registered result (see ``benchmark_runs``).
+    model, plan, min_tokens_per_second, tolerance, check_dashboard, dashboard_gate, check_image_server:
+    the role's settled variables. status_page: the dashboard status page's uri result. image,
+    image_file: the generate request's uri result and the slurp of the PNG it wrote.
+    check_mode: ``ansible_check_mode`` (nothing is judged then). now: the timestamp when the direct
+    run has none (default: UTC now, ISO 8601 without offset, as Jinja's ``now(utc=true).isoformat()``).
+
+    ``passed`` is false when the direct run was not measured, failed or missed its gate, or when a check
+    that ran failed: the run through the dashboard (its gate only when ``dashboard_gate``), the status
+    page, the image server. A check that did not run (turned off, or check mode) is None in the report.
+    """
+    plan = plan if isinstance(plan, dict) else {}
+    runs = benchmark_runs(benchmarks)
+    direct, direct_error = runs["direct"]
+    via, via_error = runs["via_dashboard"]
+    judged = not check_mode
+    measured = direct.get("measured", False)
+
+    image_ok = None
+    if _as_bool(check_image_server) and judged:
+        content = _get(image_file, "content") or ""
+        image_ok = content[:11] == PNG_BASE64_PREFIX
+    status_ok = None
+    via_ok = None
+    if _as_bool(check_dashboard) and judged:
+        status_ok = (status_page or {}).get("status", 0) == 200
+        via_ok = via_error is None and (via.get("passed", False) or not dashboard_gate)
+
+    passed = (_as_bool(measured) and direct_error is None and direct.get("passed", False)
+              and via_ok is not False and image_ok is not False and status_ok is not False)
+
+    image_error = None
+    if image_ok is False:
+        image = image or {}
+        image_error = "%s (HTTP %s)" % (image.get("msg", "no PNG came back"), image.get("status", "?"))
+
+    if "timestamp" in direct:
+        timestamp = direct["timestamp"]
+    else:
+        timestamp = now if now is not None else \
+            datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None).isoformat()
+
+    ceiling = plan.get("ceiling_tokens_per_second", _MISSING)
+    if ceiling is _MISSING:
+        ceiling = plan.get("predicted_tokens_per_second")
+
+    return {
+        "timestamp": timestamp,
+        "model": model,
+        "measured": measured,
+        "passed": passed,
+        "llm_passed": direct.get("passed", False),
+        "decode_tokens_per_second": direct.get("decode_tokens_per_second"),
+        "decode_tokens_per_second_median": direct.get("decode_tokens_per_second_median"),
+        "ttft_ms": _get(direct, "ttft_ms", "median"),
+        "tpot_ms": _get(direct, "tpot_ms", "median"),
+        "output_throughput": direct.get("output_throughput"),
+        "stream_quality": direct.get("stream_quality"),
+        "threshold": direct.get("threshold"),
+        "min_tokens_per_second": min_tokens_per_second,
+        "tolerance": tolerance,
+        "preemptions": direct.get("preemptions"),
+        "failures": _gate(direct, "failures"),
+        "warnings": _gate(direct, "warnings"),
+        "explanations": _gate(direct, "explanations"),
+        "error": direct_error,
+        # The gate is compared with what the plan expects; the ceiling is the bandwidth bound no run reaches.
+        "planned_expected_tokens_per_second": plan.get("expected_tokens_per_second"),
+        "planned_ceiling_tokens_per_second": ceiling,
+        "via_dashboard": {
+            "checked": _as_bool(check_dashboard),
+            "passed": via_ok,
+            "decode_tokens_per_second": via.get("decode_tokens_per_second"),
+            "ttft_ms": _get(via, "ttft_ms", "median"),
+            "stream_quality": via.get("stream_quality"),
+            "failures": _gate(via, "failures"),
+            "error": via_error,
+            "status_page_ok": status_ok,
+        },
+        "image_ok": image_ok,
+        "image_error": image_error,
+        "direct": dict((k, v) for k, v in direct.items() if k not in RESULT_BOOKKEEPING),
+    }
+
+
+def problems(report):
+    """Every reason the smoke test failed, in the order the summary lists them."""
+    via = report.get("via_dashboard") or {}
+    return (([report["error"]] if report.get("error") else []) + list(report.get("failures") or [])
+            + list(via.get("failures") or []) + ([via["error"]] if via.get("error") else [])
+            + ([report["image_error"]] if report.get("image_error") else []))
+
+
+def _text(value):
+    """A value as Jinja prints it inside a line: None prints as nothing (the summary read so when it was Jinja)."""
+    return "" if value is None else str(value)
+
+
+def smoke_summary(report, vllm_url, report_path, check_mode=False):
+    """The summary lines the role prints: verdict, decode speed and gate, plan, dashboard, image, problems.
+
+    A figure the report does not have (None) prints as nothing, e.g. ``gate  tok/s`` without a gate.
+    """
+    r = dict((k, _text(v)) for k, v in report.items() if not isinstance(v, (dict, list)))
+    via = dict((k, _text(v)) for k, v in report["via_dashboard"].items() if not isinstance(v, (dict, list)))
+    verdict = "PASSED" if report["passed"] else ("CHECKED (check mode, no load)" if check_mode else "FAILED")
+    return [
+        "smoke test %s: %s at %s" % (verdict, r["model"], _text(vllm_url)),
+        "decode %s tok/s (1/mean TPOT; 1/median TPOT %s), gate %s tok/s, TTFT median %s ms, stream %s"
+        % (r["decode_tokens_per_second"], r["decode_tokens_per_second_median"], r["threshold"], r["ttft_ms"],
+           r["stream_quality"]),
+        "planner expected %s tok/s (ceiling %s); preemptions during the run: %s"
+        % (r["planned_expected_tokens_per_second"], r["planned_ceiling_tokens_per_second"], r["preemptions"]),
+        "via dashboard: %s tok/s, stream %s, passed %s, status page ok %s"
+        % (via["decode_tokens_per_second"], via["stream_quality"], via["passed"], via["status_page_ok"]),
+        "image server PNG: %s" % (r["image_ok"],),
+        "problems: %s" % (problems(report),),
+        "likely causes: %s" % (report["explanations"],),
+        "warnings: %s" % (report["warnings"],),
+        "report: %s" % (_text(report_path),),
+    ]
