@@ -32,10 +32,12 @@ failed_logs=()
 # gaming_twin runs beside the other stages, from the start: its Docker world is a daemon of its own in
 # its own network namespace (molecule/gaming_twin/twin), so it shares only the CPU and the first
 # daemon's image store with them, and half of these 2 cores sit idle while one playbook runs. It is
-# joined before the scenarios that want the machine to themselves (BACKGROUND_JOIN_BEFORE), and its
-# output is printed as one block when it ends.
+# joined at the end of the molecule stage (pytest-vllm, whose speed checks want the machine to
+# themselves, runs after it), or before a scenario named in BACKGROUND_JOIN_BEFORE; its output is
+# printed as one block when it ends. On a cold image cache its prepare builds the local profile's
+# torch and vLLM images first (twin.sh ensure_local_bases), so it ends about when the rest does.
 BACKGROUND_SCENARIO=gaming_twin
-BACKGROUND_JOIN_BEFORE=(rollout_faults)
+BACKGROUND_JOIN_BEFORE=()
 background_pid=""; background_start=0
 start_background_scenario() {
   log "molecule scenario $BACKGROUND_SCENARIO starts in the background (log: $OUT_DIR/molecule-$BACKGROUND_SCENARIO.log)"
