@@ -23,6 +23,7 @@ GPU_STATE = "/run/homelab-twin/gpu"
 STATE = "/var/lib/homelab-twin/state"
 REGISTRY_STORE = "/var/lib/homelab-twin/registry"
 CONTAINERS = ("homelab-vllm", "homelab-image-server", "homelab-dashboard")
+STACK = "playbooks/stack.yml"
 
 
 def sh(*cmd, check=True, timeout=300):
@@ -60,15 +61,18 @@ def plan():
     return json.loads(open(os.path.join(STATE, "status", "plan.json")).read())
 
 
-def site(*extra, name="run"):
-    """ansible-playbook site.yml -l gaming against the twin, as an operator runs it."""
+def site(*extra, name="run", playbook="site.yml"):
+    """ansible-playbook site.yml -l gaming against the twin, as an operator runs it, with each task's
+    time in the log (profile_tasks). The faults run playbooks/stack.yml, the play each of them is in:
+    the preflight and engine plays before it are the idempotence run's no-ops (about 25 s a run)."""
     ephemeral = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
     assert ephemeral, "run through `molecule verify -s gaming_twin`"
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, "collections"),
                ANSIBLE_ROLES_PATH=os.path.join(PROJECT, "roles"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_CONFIG=os.path.join(PROJECT, "ansible.cfg"))
+               ANSIBLE_CONFIG=os.path.join(PROJECT, "ansible.cfg"),
+               ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
     cmd = ["ansible-playbook", "-i", os.path.join(ephemeral, "inventory"), "-l", "gaming",
-           os.path.join(PROJECT, "site.yml")]
+           os.path.join(PROJECT, playbook)]
     for item in extra:
         cmd += ["-e", item]
     start = time.time()
@@ -164,7 +168,7 @@ def test_desktop_taking_3_gib_more_is_replanned_plainly_or_refused_before_vllm_i
     with open(os.path.join(GPU_STATE, "desktop_mib"), "w") as handle:
         handle.write(str(desktop + 3072))
     try:
-        rc, out, _ = site(name="fault-desktop")
+        rc, out, _ = site(name="fault-desktop", playbook=STACK)
         flat = " ".join(out.split())
         # vLLM holds most of the card, so nvidia-smi shows it full: the desktop got only what was free
         assert re.search(r"\d+\.\d GiB more than at the last plan \(1\.5 GiB\)", flat), out[-5000:]
@@ -181,7 +185,7 @@ def test_desktop_taking_3_gib_more_is_replanned_plainly_or_refused_before_vllm_i
 
 def test_a_vllm_release_the_plan_does_not_know_is_refused_and_vllm_keeps_serving():
     before = serving_ids()
-    rc, out, _ = site("vllm_version=0.7.3", name="fault-release")
+    rc, out, _ = site("vllm_version=0.7.3", name="fault-release", playbook=STACK)
     assert rc != 0 and "0.7.3" in out and "0.8.5" in out, out[-4000:]
     assert serving_ids()["homelab-vllm"] == before["homelab-vllm"]
 
@@ -194,7 +198,7 @@ def test_the_image_servers_base_missing_from_the_registry_fails_clearly_and_keep
     tdocker("image", "rm", base)                       # a host that never had it
     sh("rm", "-rf", os.path.join(tags, "2.4.1-cuda12.1-cudnn9-runtime"))
     try:
-        rc, out, _ = site("image_server_force_build=true", name="fault-base")
+        rc, out, _ = site("image_server_force_build=true", name="fault-base", playbook=STACK)
         assert rc != 0 and base in out, out[-4000:]
         assert serving_ids() == before
     finally:
