@@ -33,11 +33,9 @@ failed_logs=()
 # its own network namespace (molecule/gaming_twin/twin), so it shares only the CPU and the first
 # daemon's image store with them, and half of these 2 cores sit idle while one playbook runs. It is
 # joined at the end of the molecule stage (pytest-vllm, whose speed checks want the machine to
-# themselves, runs after it), or before a scenario named in BACKGROUND_JOIN_BEFORE; its output is
-# printed as one block when it ends. On a cold image cache its prepare builds the local profile's
-# torch and vLLM images first (twin.sh ensure_local_bases), so it ends about when the rest does.
+# themselves, runs after it); its output is printed as one block when it ends. On a cold image cache
+# its prepare builds the local profile's torch and vLLM images first (twin.sh ensure_local_bases).
 BACKGROUND_SCENARIO=gaming_twin
-BACKGROUND_JOIN_BEFORE=()
 background_pid=""; background_start=0
 start_background_scenario() {
   log "molecule scenario $BACKGROUND_SCENARIO starts in the background (log: $OUT_DIR/molecule-$BACKGROUND_SCENARIO.log)"
@@ -73,7 +71,6 @@ stage_molecule() {
   for s in molecule/*/molecule.yml; do
     s="$(basename "$(dirname "$s")")"
     [ "$s" != "$BACKGROUND_SCENARIO" ] || continue
-    if [[ " ${BACKGROUND_JOIN_BEFORE[*]} " == *" $s "* ]]; then join_background_scenario || rc=1; fi
     log "molecule scenario $s"
     start=$SECONDS
     # Every run starts as on a fresh machine (see start_background_scenario).
