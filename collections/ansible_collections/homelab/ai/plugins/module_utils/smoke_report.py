@@ -94,6 +94,22 @@ def benchmark_runs(loop_result, labels=("direct", "via_dashboard")):
     return runs
 
 
+def _side_checks(via, via_error, check_dashboard, dashboard_gate, status_page, check_image_server, image_file,
+                 check_mode):
+    """(image_ok, status_ok, via_ok): each True or False where that check ran, None where it did not
+    (turned off, or check mode). The run through the dashboard fails on its gate only with dashboard_gate."""
+    if check_mode:
+        return None, None, None
+    image_ok = None
+    if _as_bool(check_image_server):
+        image_ok = (_get(image_file, "content") or "")[:11] == PNG_BASE64_PREFIX
+    status_ok = via_ok = None
+    if _as_bool(check_dashboard):
+        status_ok = (status_page or {}).get("status", 0) == 200
+        via_ok = via_error is None and (via.get("passed", False) or not dashboard_gate)
+    return image_ok, status_ok, via_ok
+
+
 def smoke_report(benchmarks, model, plan=None, min_tokens_per_second=None, tolerance=None,
                  check_dashboard=True, dashboard_gate=True, status_page=None,
                  check_image_server=True, image=None, image_file=None, check_mode=False, now=None):
@@ -114,19 +130,9 @@ def smoke_report(benchmarks, model, plan=None, min_tokens_per_second=None, toler
     runs = benchmark_runs(benchmarks)
     direct, direct_error = runs["direct"]
     via, via_error = runs["via_dashboard"]
-    judged = not check_mode
     measured = direct.get("measured", False)
-
-    image_ok = None
-    if _as_bool(check_image_server) and judged:
-        content = _get(image_file, "content") or ""
-        image_ok = content[:11] == PNG_BASE64_PREFIX
-    status_ok = None
-    via_ok = None
-    if _as_bool(check_dashboard) and judged:
-        status_ok = (status_page or {}).get("status", 0) == 200
-        via_ok = via_error is None and (via.get("passed", False) or not dashboard_gate)
-
+    image_ok, status_ok, via_ok = _side_checks(via, via_error, check_dashboard, dashboard_gate, status_page,
+                                               check_image_server, image_file, check_mode)
     passed = (_as_bool(measured) and direct_error is None and direct.get("passed", False)
               and via_ok is not False and image_ok is not False and status_ok is not False)
 
