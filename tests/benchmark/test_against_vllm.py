@@ -48,7 +48,7 @@ def test_figures_agree_with_the_servers_own_counters(vllm):
     before = generated_tokens(url)
     res = lb.run_benchmark(params(url, model))
     after = generated_tokens(url)
-    assert res["completed"] == NUM and res["failed"] == 0, res["errors"]
+    assert res["completed"] == NUM and res["failed_requests"] == 0, res["errors"]
     # ignore_eos + usage: exactly max_tokens per request, and vLLM counted the same (warm-up too)
     assert res["total_output_tokens"] == NUM * MAX_TOKENS
     assert after - before == (NUM + WARMUP) * MAX_TOKENS

@@ -358,9 +358,10 @@ def evaluate_gate(metrics, min_tps=None, tolerance=0.1, max_ttft_ms=None, plan=N
     threshold = None if min_tps is None else round(min_tps * (1.0 - tolerance), 3)
     quality = metrics.get("stream_quality")
     evidence = metrics.get("stream_evidence", {})
-    if metrics.get("failed"):
-        failures.append("%d of %d measured requests failed" % (
-            metrics["failed"], metrics["failed"] + metrics["completed"]))
+    if metrics.get("failed_requests"):
+        first_error = (metrics.get("errors") or ["no error recorded"])[0]
+        failures.append("%d of %d measured requests failed (first: %s)" % (
+            metrics["failed_requests"], metrics["failed_requests"] + metrics["completed"], first_error))
     if quality == "buffered":
         failures.append(
             "the stream is buffered: no decode could be observed (requests by class %s; median %s arrivals "
@@ -385,7 +386,7 @@ def evaluate_gate(metrics, min_tps=None, tolerance=0.1, max_ttft_ms=None, plan=N
     tps = metrics.get("decode_tokens_per_second") if quality != "buffered" else None
     tps_failed = False
     if threshold is not None:
-        if tps is None and quality != "buffered" and not metrics.get("failed"):
+        if tps is None and quality != "buffered" and not metrics.get("failed_requests"):
             failures.append("no decode rate could be measured (no request produced more than one token)")
         elif tps is not None and tps < threshold:
             tps_failed = True
@@ -476,13 +477,13 @@ def run_benchmark(params, check_mode=False, clock=time.perf_counter):
         preemptions = max(0.0, after - before)
 
     metrics = aggregate(records, duration)
+    metrics["errors"] = [r.error for r in records if not r.success][:5]
     gate = evaluate_gate(metrics, params.get("min_tokens_per_second"), params.get("tolerance", 0.1),
                          params.get("max_ttft_ms"), params.get("plan"), params.get("gpu"), preemptions)
     if metrics["stream_quality"] == "buffered":
         # A rate computed from a buffered stream is meaningless: say so instead of reporting it.
         metrics["decode_tokens_per_second"] = None
         metrics["decode_tokens_per_second_median"] = None
-    errors = [r.error for r in records if not r.success]
     result.update(metrics)
     result.update({
         "measured": True,
@@ -491,7 +492,6 @@ def run_benchmark(params, check_mode=False, clock=time.perf_counter):
         "concurrency": params.get("concurrency", 1),
         "max_tokens": params["max_tokens"],
         "preemptions": preemptions,
-        "errors": errors[:5],
         "passed": gate["passed"],
         "threshold": gate["threshold"],
         "gate": gate,

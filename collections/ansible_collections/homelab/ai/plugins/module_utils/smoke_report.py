@@ -198,31 +198,64 @@ def problems(report):
             + ([report["image_error"]] if report.get("image_error") else []))
 
 
-def _text(value):
-    """A value as Jinja prints it inside a line: None prints as nothing (the summary read so when it was Jinja)."""
-    return "" if value is None else str(value)
+def _listed(items):
+    """A list of reasons as one line: 'none' when empty."""
+    return "; ".join(str(i) for i in items) if items else "none"
+
+
+def _decode_line(r):
+    """Decode speed, gate, TTFT and stream quality: a figure the run does not have is named, never blank."""
+    if r.get("decode_tokens_per_second") is None:
+        parts = ["decode not measured"]
+    else:
+        parts = ["decode %s tok/s (1/mean TPOT; 1/median TPOT %s)"
+                 % (r["decode_tokens_per_second"], r.get("decode_tokens_per_second_median"))]
+    threshold, min_tps, tolerance = r.get("threshold"), r.get("min_tokens_per_second"), r.get("tolerance")
+    if threshold is None and min_tps is not None and tolerance is not None:
+        threshold = round(min_tps * (1.0 - tolerance), 3)  # the gate a run that measured nothing never reached
+    parts.append("no speed gate (min_tokens_per_second unset)" if threshold is None else "gate %s tok/s" % threshold)
+    if r.get("ttft_ms") is not None:
+        parts.append("TTFT median %s ms" % r["ttft_ms"])
+    if r.get("stream_quality"):
+        parts.append("stream %s" % r["stream_quality"])
+    return ", ".join(parts)
+
+
+def _plan_line(r):
+    expected, ceiling = r.get("planned_expected_tokens_per_second"), r.get("planned_ceiling_tokens_per_second")
+    if expected is None and ceiling is None:
+        plan = "no planner figures (no plan, or one without expected_tokens_per_second)"
+    else:
+        plan = "planner %s (%s)" % ("expected no figure" if expected is None else "expected %s tok/s" % expected,
+                                    "no ceiling" if ceiling is None else "ceiling %s" % ceiling)
+    preemptions = r.get("preemptions")
+    return "%s; preemptions during the run: %s" % (plan, "not read" if preemptions is None else preemptions)
+
+
+def _dashboard_line(via):
+    if not via.get("checked"):
+        return "via dashboard: not checked"
+    rate = via.get("decode_tokens_per_second")
+    return "via dashboard: %s, stream %s, passed %s, status page ok %s" % (
+        "not measured" if rate is None else "%s tok/s" % rate, via.get("stream_quality") or "none",
+        via.get("passed"), via.get("status_page_ok"))
 
 
 def smoke_summary(report, vllm_url, report_path, check_mode=False):
     """The summary lines the role prints: verdict, decode speed and gate, plan, dashboard, image, problems.
 
-    A figure the report does not have (None) prints as nothing, e.g. ``gate  tok/s`` without a gate.
+    A figure the report does not have is named ("decode not measured", "no speed gate"), never left blank.
     """
-    r = dict((k, _text(v)) for k, v in report.items() if not isinstance(v, (dict, list)))
-    via = dict((k, _text(v)) for k, v in report["via_dashboard"].items() if not isinstance(v, (dict, list)))
     verdict = "PASSED" if report["passed"] else ("CHECKED (check mode, no load)" if check_mode else "FAILED")
+    image_ok = report.get("image_ok")
     return [
-        "smoke test %s: %s at %s" % (verdict, r["model"], _text(vllm_url)),
-        "decode %s tok/s (1/mean TPOT; 1/median TPOT %s), gate %s tok/s, TTFT median %s ms, stream %s"
-        % (r["decode_tokens_per_second"], r["decode_tokens_per_second_median"], r["threshold"], r["ttft_ms"],
-           r["stream_quality"]),
-        "planner expected %s tok/s (ceiling %s); preemptions during the run: %s"
-        % (r["planned_expected_tokens_per_second"], r["planned_ceiling_tokens_per_second"], r["preemptions"]),
-        "via dashboard: %s tok/s, stream %s, passed %s, status page ok %s"
-        % (via["decode_tokens_per_second"], via["stream_quality"], via["passed"], via["status_page_ok"]),
-        "image server PNG: %s" % (r["image_ok"],),
-        "problems: %s" % (problems(report),),
-        "likely causes: %s" % (report["explanations"],),
-        "warnings: %s" % (report["warnings"],),
-        "report: %s" % (_text(report_path),),
+        "smoke test %s: %s at %s" % (verdict, report["model"], vllm_url),
+        _decode_line(report),
+        _plan_line(report),
+        _dashboard_line(report["via_dashboard"]),
+        "image server: not checked" if image_ok is None else "image server PNG: %s" % (image_ok,),
+        "problems: %s" % _listed(problems(report)),
+        "likely causes: %s" % _listed(report["explanations"]),
+        "warnings: %s" % _listed(report["warnings"]),
+        "report: %s" % (report_path,),
     ]

@@ -207,8 +207,10 @@ completed:
   description: Measured requests that succeeded.
   returned: when measured
   type: int
-failed:
-  description: Measured requests that failed.
+failed_requests:
+  description:
+    - Measured requests that failed (vLLM's C(vllm bench serve) calls this C(failed), a key Ansible keeps for
+      the task's own outcome).
   returned: when measured
   type: int
 errors:
