@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Shared plumbing for the homelab.ai Docker modules (image_build, container_rollout).
 
-Plain Python: a guarded import of the Docker SDK, a client factory whose failure names the
-socket and the fix, duration parsing, and helpers that need no daemon (unit tested directly).
+Plain Python: a guarded import of the Docker SDK, the modules' one runner (how an error becomes
+fail_json), a client factory whose failure names the socket and the fix, duration parsing, and
+helpers that need no daemon (unit tested directly).
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -17,6 +18,8 @@ import os
 import re
 import time
 import traceback
+
+from ansible.module_utils.basic import missing_required_lib
 
 try:
     import docker
@@ -44,6 +47,33 @@ class HomelabDockerError(Exception):
 
 class DaemonUnreachable(HomelabDockerError):
     pass
+
+
+def run_docker_module(module, run, doing):
+    """Run one Docker module's work and exit: the one place their errors become fail_json.
+
+    ``run(params, check_mode=...)`` returns the result dict. A HomelabDockerError fails with its
+    message and details; any other exception (an unexpected Docker API error) fails saying what the
+    module was ``doing`` ("building homelab/vllm:1 from /srv/ctx"), with the traceback. Outside diff
+    mode the ``diff`` key is dropped; ``warnings`` in the result become module warnings.
+    """
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    try:
+        result = run(module.params, check_mode=module.check_mode)
+    except HomelabDockerError as exc:
+        details = dict(exc.details)
+        if not module._diff:
+            details.pop("diff", None)
+        module.fail_json(msg=exc.msg, **details)
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg="Docker API error while %s: %s" % (doing, getattr(exc, "explanation", None) or exc),
+                         exception=traceback.format_exc())
+    if not module._diff:
+        result.pop("diff", None)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    module.exit_json(**result)
 
 
 def resolve_docker_host(docker_host=None):

@@ -385,15 +385,9 @@ failed_container:
   type: dict
 """
 
-import traceback
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-
-from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
-    HomelabDockerError,
-)
+from ansible_collections.homelab.ai.plugins.module_utils.docker_common import run_docker_module
 from ansible_collections.homelab.ai.plugins.module_utils.container_rollout import (
     DEFAULT_LOG_OPTIONS,
     run_container_rollout,
@@ -462,22 +456,8 @@ def main():
         required_if=[("state", "started", ["image"])],
         supports_check_mode=True,
     )
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
-    try:
-        result = run_container_rollout(module.params, check_mode=module.check_mode)
-    except HomelabDockerError as exc:
-        details = dict(exc.details)
-        if not module._diff:
-            details.pop("diff", None)
-        module.fail_json(msg=exc.msg, **details)
-    except Exception as exc:  # an unexpected Docker API error: say where it happened
-        module.fail_json(msg="Docker API error while rolling out container %s (image %s): %s" % (
-            module.params["name"], module.params["image"], getattr(exc, "explanation", None) or exc),
-            exception=traceback.format_exc())
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    run_docker_module(module, run_container_rollout, "rolling out container %s (image %s)" % (
+        module.params["name"], module.params["image"]))
 
 
 if __name__ == "__main__":

@@ -294,15 +294,9 @@ kept_images:
       type: str
 """
 
-import traceback
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-
-from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
-    HomelabDockerError,
-)
+from ansible_collections.homelab.ai.plugins.module_utils.docker_common import run_docker_module
 from ansible_collections.homelab.ai.plugins.module_utils.image_build import run_image_build
 from ansible_collections.homelab.ai.plugins.module_utils.host_lock import DEFAULT_STATE_DIR
 
@@ -331,27 +325,12 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
     cc = module.params["check_command"]
     if cc is not None and not isinstance(cc, (list, str)):
         module.fail_json(msg="check_command must be a list of strings or a string, got %s" % type(cc).__name__)
     if isinstance(cc, list):
         module.params["check_command"] = [str(x) for x in cc]
-    try:
-        result = run_image_build(module.params, check_mode=module.check_mode)
-    except HomelabDockerError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    except Exception as exc:  # an unexpected Docker API error: say where it happened
-        module.fail_json(msg="Docker API error while building %s from %s: %s" % (
-            module.params["name"], module.params["path"], getattr(exc, "explanation", None) or exc),
-            exception=traceback.format_exc())
-    if not module._diff:
-        result.pop("diff", None)
-    warnings = result.pop("warnings", [])
-    for w in warnings:
-        module.warn(w)
-    module.exit_json(**result)
+    run_docker_module(module, run_image_build, "building %s from %s" % (module.params["name"], module.params["path"]))
 
 
 if __name__ == "__main__":
