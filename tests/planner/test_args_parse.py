@@ -20,6 +20,7 @@ import pytest
 
 from ansible_collections.homelab.ai.plugins.module_utils import vllm_plan as vp
 from ansible_collections.homelab.ai.plugins.module_utils import vllm_releases as vr
+from ansible_collections.homelab.ai.tests.unit.plugins.module_utils.inventory_models import GAMING, LOCAL, inventory_model
 
 pytestmark = pytest.mark.needs_vllm_image
 
@@ -55,13 +56,9 @@ for args in json.loads(sys.stdin.read()):
 print("@@RESULT@@" + json.dumps(out, default=str))
 """
 
-QWEN3_32B_AWQ = dict(
-    source="Qwen/Qwen3-32B-AWQ", quantization="awq", default_context=8192, max_context=40960,
-    params_b=32.8, layers=64, kv_heads=8, head_dim=128, attention_heads=64, hidden_size=5120,
-    intermediate_size=25600, vocab_size=151936, weight_bytes=19323000000, dtype="float16",
-    group_size=128, reasoning_parser="qwen3")
-TINY = dict(source="/models/tiny-qwen2", quantization="none", default_context=2048, max_context=4096,
-            params_b=0.002, layers=2, kv_heads=2, head_dim=64, weight_gib=0.01, dtype="bfloat16", cpu_ok=True)
+# What the inventories serve, not copies of it.
+QWEN3_32B_AWQ = inventory_model(GAMING, "qwen3-32b-awq")
+TINY = inventory_model(LOCAL, "tiny-qwen2")
 RTX3090 = {"index": 0, "name": "NVIDIA GeForce RTX 3090", "memory_total_mib": 24576, "memory_free_mib": 24523,
            "compute_capability": "8.6", "memory_bandwidth_gbps": 936}
 WSL2 = {"is_wsl": True, "version": 2, "kernel_release": "6.6.87.2-microsoft-standard-WSL2"}

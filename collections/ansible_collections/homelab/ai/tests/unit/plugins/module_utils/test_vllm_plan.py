@@ -21,22 +21,13 @@ from ansible_collections.homelab.ai.plugins.module_utils import gpu_catalog, wsl
 from ansible_collections.homelab.ai.plugins.module_utils import gpu_ledger as gl
 from ansible_collections.homelab.ai.plugins.module_utils import vllm_plan as vp
 from ansible_collections.homelab.ai.plugins.module_utils.model_registry import RegistryError
+from ansible_collections.homelab.ai.tests.unit.plugins.module_utils.inventory_models import GAMING, LOCAL, inventory_model
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
-# Qwen/Qwen3-32B-AWQ config.json: 64 layers, 64 attention heads, 8 KV heads, head_dim 128,
-# hidden 5120, intermediate 25600, vocab 151936, max_position_embeddings 40960; AWQ 4 bit,
-# group 128. weight_bytes: 64 x 487.6M linear params x 0.5195 B (int4 + fp16 scales + int4
-# zeros per 128) + 2 x 151936 x 5120 x 2 B (embeddings, untied lm_head) = 19.32e9 B = 18.0 GiB.
-QWEN3_32B_AWQ = dict(
-    source="Qwen/Qwen3-32B-AWQ", quantization="awq", default_context=8192, max_context=40960,
-    params_b=32.8, layers=64, kv_heads=8, head_dim=128, attention_heads=64, hidden_size=5120,
-    intermediate_size=25600, vocab_size=151936, weight_bytes=19323000000, dtype="float16",
-    group_size=128, reasoning_parser="qwen3")
-
-TINY = dict(source="/models/tiny-qwen2", quantization="none", default_context=2048, max_context=4096,
-            params_b=0.002, layers=2, kv_heads=2, head_dim=32, weight_gib=0.01, dtype="bfloat16",
-            cpu_ok=True, reasoning_parser="")
+# The entries the inventories serve (config.json figures and the weight arithmetic are commented there).
+QWEN3_32B_AWQ = inventory_model(GAMING, "qwen3-32b-awq")
+TINY = inventory_model(LOCAL, "tiny-qwen2")
 
 
 def gpu(name, total_mib, free_mib=None, index=0):
@@ -297,7 +288,8 @@ def test_cpu_plan_for_cpu_ok_model():
     result = vp.plan(dict(TINY), [], {}, "0.32.0", name="tiny-qwen2")
     assert result["device"] == "cpu" and result["quantization"] == "none"
     assert "--enforce-eager" in result["args"]
-    assert result["args"][result["args"].index("--dtype") + 1] == "bfloat16"
+    # the inventory's dtype on the command line (float32 there; the copy this test kept said bfloat16)
+    assert result["args"][result["args"].index("--dtype") + 1] == TINY["dtype"] == "float32"
     assert result["env"] == {"VLLM_CPU_KVCACHE_SPACE": "1"}
     assert result["max_model_len"] == 2048
 
