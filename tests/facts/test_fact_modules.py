@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""The three fact modules run for real through ansible on this machine (no GPU, not WSL, Docker up)."""
+"""The fact modules (the three and host_facts, which is them in one run) run for real through ansible on this machine (no GPU, not WSL, Docker up)."""
 
 import json
 import os
@@ -52,3 +52,21 @@ def test_container_runtime_facts_here():
     assert runtime["engine_reachable"] is True and runtime["engine_version"]
     assert runtime["nvidia_runtime"] is False and runtime["gpu_runtime"] is False
     assert runtime["docker_desktop"] is False
+
+
+def test_host_facts_is_the_three_modules_in_one_run():
+    """The same facts as the three modules, minus what differs run to run (times, free memory)."""
+    together = module("homelab.ai.host_facts")
+    apart = {}
+    for name in ("wsl_facts", "gpu_facts", "container_runtime_facts"):
+        apart.update(module("homelab.ai." + name))
+    assert set(together) == set(apart) == {"wsl", "gpus", "gpu_summary", "container_runtime"}
+    assert together == apart
+
+
+def test_host_facts_leaves_out_what_it_is_not_asked_for():
+    facts = module("homelab.ai.host_facts", "detect=container_runtime")
+    assert set(facts) == {"container_runtime"} and facts["container_runtime"]["engine_reachable"] is True
+    gpu = module("homelab.ai.host_facts", "detect=gpu nvidia_smi_path=/nonexistent/nvidia-smi nvidia_smi_timeout=3")
+    assert set(gpu) == {"gpus", "gpu_summary"}
+    assert "nvidia_smi_path=/nonexistent/nvidia-smi" in gpu["gpu_summary"]["reason"]

@@ -45,3 +45,17 @@ def test_rtx3090_refused_below_required_compute_capability(host):
     assert rc != 0, out
     assert "compute capability" in out and ">= 9.0 (needed by fp8-hopper)" in out
     assert "GPU0 NVIDIA GeForce RTX 3090 has 8.6" in out
+
+
+def test_gpu_host_not_moved_to_the_cpu_path_when_its_gpu_vanishes(host):
+    """converge recorded wsl2-rtx3090 on the GPU path; with nvidia-smi gone (a driver update) and the GPU
+    no longer required, it must refuse to serve on the CPU unless asked, naming what it recorded."""
+    only_once(host)
+    gone = ("gpu_host_require_gpu=false", "gpu_host_nvidia_smi_path=/nonexistent/nvidia-smi")
+    rc, out = run_preflight("wsl2-rtx3090", *gone)
+    assert rc != 0, out
+    assert "the last run put this host on the GPU path (NVIDIA GeForce RTX 3090" in out
+    assert "driver 537.13" in out and "nvidia_smi_path=/nonexistent/nvidia-smi" in out
+    assert "gpu_host_allow_serving_path_change=true" in out
+    rc, out = run_preflight("wsl2-rtx3090", *gone, "gpu_host_allow_serving_path_change=true")
+    assert rc == 0, out

@@ -149,7 +149,7 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.ai.plugins.module_utils.container_runtime import gather, query_sdk
+from ansible_collections.homelab.ai.plugins.module_utils.host_detect import detect_container_runtime
 
 
 def main():
@@ -163,16 +163,11 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
-
-    def runner(args):
-        return module.run_command(list(args), environ_update={"LC_ALL": "C"})
-
-    facts = gather(runner, docker=params["docker_cli"], docker_host=params["docker_host"],
-                   probe=params["probe_gpu_container"], probe_image=params["probe_image"],
-                   timeout_cmd=module.get_bin_path("timeout"), probe_timeout=params["timeout"],
-                   sdk=query_sdk)
-    module.exit_json(changed=False, ansible_facts={"container_runtime": facts})
+    p = module.params
+    facts = detect_container_runtime(module, docker_cli=p["docker_cli"], docker_host=p["docker_host"],
+                                     probe=p["probe_gpu_container"], probe_image=p["probe_image"],
+                                     probe_timeout=p["timeout"])
+    module.exit_json(changed=False, ansible_facts=facts)
 
 
 if __name__ == "__main__":

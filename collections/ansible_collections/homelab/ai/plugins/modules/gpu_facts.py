@@ -157,7 +157,7 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.ai.plugins.module_utils.nvidia_smi import gather
+from ansible_collections.homelab.ai.plugins.module_utils.host_detect import detect_gpus
 
 
 def main():
@@ -168,18 +168,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    timeout_cmd = module.get_bin_path("timeout")
-    seconds = module.params["timeout"]
-
-    def runner(args):
-        if timeout_cmd and seconds > 0:
-            args = [timeout_cmd, "-k", "2", str(seconds)] + list(args)
-        return module.run_command(args, environ_update={"LC_ALL": "C"})
-
-    gpus, summary = gather(runner, nvidia_smi_path=module.params["nvidia_smi_path"])
-    if not timeout_cmd:
-        summary["warnings"].append("coreutils timeout not found: nvidia-smi ran without a time limit")
-    module.exit_json(changed=False, ansible_facts={"gpus": gpus, "gpu_summary": summary})
+    facts = detect_gpus(module, module.params["nvidia_smi_path"], module.params["timeout"])
+    module.exit_json(changed=False, ansible_facts=facts)
 
 
 if __name__ == "__main__":

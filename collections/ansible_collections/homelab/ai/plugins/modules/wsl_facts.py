@@ -114,12 +114,12 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.ai.plugins.module_utils.wsl import detect
+from ansible_collections.homelab.ai.plugins.module_utils.host_detect import detect_wsl
 
 
 def main():
     module = AnsibleModule(argument_spec={}, supports_check_mode=True)
-    module.exit_json(changed=False, ansible_facts={"wsl": detect("/")})
+    module.exit_json(changed=False, ansible_facts=detect_wsl(module))
 
 
 if __name__ == "__main__":
