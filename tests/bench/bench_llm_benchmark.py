@@ -58,11 +58,12 @@ def run_vllm_bench(args, rep):
            "--save-result", "--result-dir", "/tmp", "--result-filename", "homelab-bench-%d.json" % rep,
            "--disable-tqdm", "--ready-check-timeout-sec", "0"]
     env = dict(os.environ)
+    pin = ["taskset", "-c", str(args.client_cpu)] if args.client_cpu is not None else []
     if args.container:
         full = ["docker", "exec"]
         if args.api_key:
             full += ["-e", "OPENAI_API_KEY=%s" % args.api_key]
-        full += [args.container] + cmd
+        full += [args.container] + pin + cmd
         out = subprocess.run(full, capture_output=True, text=True, timeout=1200)
         if out.returncode:
             raise RuntimeError("vllm bench serve failed:\n%s\n%s" % (out.stdout[-3000:], out.stderr[-3000:]))
@@ -71,7 +72,7 @@ def run_vllm_bench(args, rep):
     else:
         if args.api_key:
             env["OPENAI_API_KEY"] = args.api_key
-        full = [args.vllm] + cmd[1:]
+        full = pin + [args.vllm] + cmd[1:]
         out = subprocess.run(full, capture_output=True, text=True, timeout=1200, env=env)
         if out.returncode:
             raise RuntimeError("vllm bench serve failed:\n%s\n%s" % (out.stdout[-3000:], out.stderr[-3000:]))
@@ -173,10 +174,16 @@ def main():
     ap.add_argument("--template-tokens", type=int, default=10,
                     help="tokens the chat template adds around the prompt (tiny-qwen2: 10)")
     ap.add_argument("--output-len", type=int, default=128)
+    ap.add_argument("--client-cpu", type=int, default=None,
+                    help="pin both clients to this CPU (llm_benchmark here, vllm bench with taskset in the "
+                         "container), so neither competes with the server differently from the other")
     ap.add_argument("--pairs", type=int, default=0,
                     help="also alternate N single requests of both clients (needs vllm importable here)")
     args = ap.parse_args()
 
+    if args.client_cpu is not None:
+        os.sched_setaffinity(0, {args.client_cpu})
+        print("both clients pinned to CPU %d" % args.client_cpu, flush=True)
     rows = []
     with server(args):
         if args.pairs:
@@ -229,6 +236,9 @@ def main():
     print("median over %d reps: ratio llm_benchmark / vllm bench serve = %.3f (1/mean TPOT), %.3f (1/median TPOT)"
           % (len(rows), med_mean, med_median))
     print("agreement within 5%%: %s" % ("yes" if abs(med_mean - 1) <= 0.05 else "NO"))
+    lo, hi = min(r["ratio_mean"] for r in rows), max(r["ratio_mean"] for r in rows)
+    print("per repetition %.3f to %.3f (1/mean TPOT); each within 10%%: %s"
+          % (lo, hi, "yes" if lo >= 0.9 and hi <= 1.1 else "NO"))
     out = Path(tempfile.gettempdir()) / "bench_llm_benchmark.json"
     out.write_text(json.dumps(rows, indent=1))
     print("rows written to %s" % out)

@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, homelab.ai contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The gpu_host role's decision: which GPUs fit, which path serves, and what stops the host.
+
+Input: the host's facts as homelab.ai.host_facts sets them (``wsl``, ``gpus``, ``gpu_summary``,
+``container_runtime``), the inventory's thresholds and what the last run recorded
+(``ansible_local.gpu_host``). Output: the GPUs with enough memory, those that also have the compute
+capability, the serving path and every problem, in the order the role used to check them, each
+naming the fact and the fix. The role fails with them; the filter ``homelab.ai.gpu_host_verdict``
+exposes this.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+
+def _version(text):
+    """'8.6' -> (8, 6); what Jinja's version test compared."""
+    parts = []
+    for piece in str(text).split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def _fitting(gpus, min_memory_mib, min_cc):
+    """(GPUs with at least min_memory_mib, those of them with compute capability >= min_cc)."""
+    big_enough = [g for g in gpus if g.get("memory_total_mib") is not None
+                  and g["memory_total_mib"] >= int(min_memory_mib)]
+    fitting = [g for g in big_enough if g.get("compute_capability") is not None
+               and _version(g["compute_capability"]) >= _version(min_cc)]
+    return big_enough, fitting
+
+
+def _gpu_problems(summary, big_enough, fitting, t):
+    """What the GPU thresholds refuse (only with require_gpu)."""
+    if not summary.get("usable"):
+        return ["gpu_host: this host has no usable NVIDIA GPU (ansible_facts.gpu_summary.usable=false): %s. The "
+                "inventory asks for one (gpu_host_require_gpu=true). Fix the driver as said, or serve on the CPU "
+                "path by setting gpu_host_require_gpu=false for this host." % summary.get("reason")]
+    if not big_enough:
+        return ["gpu_host: the largest GPU has %s MiB (ansible_facts.gpu_summary.largest_memory_mib) but the inventory "
+                "asks for gpu_host_min_memory_mib=%s. Fix: serve a smaller model or shorter context and lower "
+                "gpu_host_min_memory_mib, or use a host with a larger GPU."
+                % (summary.get("largest_memory_mib"), t["min_memory_mib"])]
+    if not fitting:
+        needed = " (needed by %s)" % t["quantization"] if t.get("quantization") else ""
+        have = ", ".join("GPU%s %s has %s" % (g.get("index"), g.get("name"), g.get("compute_capability") or "unknown")
+                         for g in big_enough)
+        return ["gpu_host: no GPU with at least %s MiB has compute capability >= %s%s: %s "
+                "(ansible_facts.gpus[].compute_capability). Fix: choose a quantization this GPU supports and lower "
+                "gpu_host_min_compute_capability, or use a newer GPU; an unknown capability means the GPU is missing "
+                "from module_utils/gpu_catalog.py and nvidia-smi did not report it."
+                % (t["min_memory_mib"], t["min_compute_capability"], needed, have)]
+    return []
+
+
+def _path_change_problem(summary, recorded, facts_dir):
+    """The last run put the host on the GPU path and now it would serve on the CPU."""
+    names = ", ".join(g.get("name", "?") for g in recorded.get("gpus") or []) or "no GPU named"
+    return ("gpu_host: the last run put this host on the GPU path (%s, driver %s; %s/gpu_host.fact) but now no GPU "
+            "fits, so it would serve on the CPU: %s. A driver update or a hung nvidia-smi does this. Fix the driver "
+            "and run again; to move this host to the CPU path on purpose, run once with -e "
+            "gpu_host_allow_serving_path_change=true."
+            % (names, recorded.get("driver_version") or "unknown", facts_dir,
+               summary.get("reason") or "no usable GPU meets the thresholds"))
+
+
+def _docker_problems(runtime, t):
+    problems = []
+    if t.get("require_docker") and not runtime.get("engine_reachable"):
+        problems.append("gpu_host: the Docker engine is not reachable (ansible_facts.container_runtime.engine_reachable="
+                        "false): %s. Fix: start dockerd (`sudo service docker start` on WSL without systemd) or enable "
+                        "Docker Desktop's WSL integration for this distro." % runtime.get("error"))
+    if t.get("require_docker_gpu_runtime") and not runtime.get("gpu_runtime"):
+        problems.append("gpu_host: Docker has no GPU runtime (ansible_facts.container_runtime.gpu_runtime=false; "
+                        "runtimes: %s; NVIDIA CDI specs: %s). Fix: install nvidia-container-toolkit, run `sudo nvidia-ctk "
+                        "runtime configure --runtime=docker` and restart Docker (or use Docker Desktop's WSL2 backend)."
+                        % (", ".join(runtime.get("runtimes") or []) or "none",
+                           ", ".join(runtime.get("cdi_specs") or []) or "none"))
+    probe = runtime.get("probe") or {}
+    if t.get("probe_gpu_container") and not probe.get("ok"):
+        problems.append("gpu_host: a container with --gpus all did not list a GPU (ansible_facts.container_runtime.probe: "
+                        "rc=%s, %s). Fix: check `docker run --rm --gpus all %s nvidia-smi -L` by hand; the image must "
+                        "exist locally." % (probe.get("rc"), probe.get("error"), t.get("probe_image")))
+    return problems
+
+
+def verdict(facts, thresholds, recorded=None, allow_path_change=False, facts_dir="/etc/ansible/facts.d"):
+    """The decision. ``thresholds``: require_gpu, min_memory_mib, min_compute_capability, quantization,
+    require_docker, require_docker_gpu_runtime, probe_gpu_container, probe_image (the role's variables
+    without their prefix)."""
+    summary = facts.get("gpu_summary") or {}
+    big_enough, fitting = _fitting(facts.get("gpus") or [], thresholds.get("min_memory_mib") or 0,
+                                   thresholds.get("min_compute_capability") or "0.0")
+    serving_path = "gpu" if summary.get("usable") and fitting else "cpu"
+    if thresholds.get("require_gpu"):
+        problems = _gpu_problems(summary, big_enough, fitting, thresholds)
+    elif (recorded or {}).get("serving_path") == "gpu" and serving_path == "cpu" and not allow_path_change:
+        problems = [_path_change_problem(summary, recorded, facts_dir)]
+    else:
+        problems = []
+    problems += _docker_problems(facts.get("container_runtime") or {}, thresholds)
+    return {"big_enough_gpus": big_enough, "fitting_gpus": fitting, "serving_path": serving_path,
+            "problems": problems}

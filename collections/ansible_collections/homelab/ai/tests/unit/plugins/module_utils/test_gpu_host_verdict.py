@@ -1,0 +1,93 @@
+# -*- coding: utf-8 -*-
+"""gpu_host_verdict: the gpu_host role's decision, each refusal naming the fact and the fix."""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.homelab.ai.plugins.module_utils import gpu_catalog
+from ansible_collections.homelab.ai.plugins.module_utils.gpu_host_verdict import verdict
+
+GAMING = {"require_gpu": True, "min_memory_mib": 20000, "min_compute_capability": "8.0",
+          "quantization": "awq_marlin", "require_docker": True, "require_docker_gpu_runtime": True,
+          "probe_gpu_container": False, "probe_image": "homelab/debian:bookworm"}
+LOCAL = {"require_gpu": False, "min_memory_mib": 0, "min_compute_capability": "0.0", "quantization": "",
+         "require_docker": True, "require_docker_gpu_runtime": False, "probe_gpu_container": False,
+         "probe_image": "homelab/debian:bookworm"}
+DOCKER_DESKTOP = {"engine_reachable": True, "error": None, "gpu_runtime": True, "runtimes": ["runc"],
+                  "cdi_specs": [], "probe": {"ran": False, "ok": None, "rc": None, "error": None}}
+
+
+def gpu(name, total_mib, index=0):
+    """As gpu_facts reports it: memory from nvidia-smi, capability from the catalog when nvidia-smi has none."""
+    cat = gpu_catalog.lookup(name) or {}
+    return {"index": index, "name": name, "memory_total_mib": total_mib,
+            "compute_capability": cat.get("compute_capability"), "memory_bandwidth_gbps": cat.get("memory_bandwidth_gbps")}
+
+
+def facts(gpus, usable=True, reason=None, runtime=None):
+    return {"gpus": gpus, "container_runtime": dict(DOCKER_DESKTOP, **(runtime or {})),
+            "gpu_summary": {"usable": usable, "reason": reason, "count": len(gpus),
+                            "largest_memory_mib": max([g["memory_total_mib"] for g in gpus] or [0])}}
+
+
+def test_the_record_host_fits_and_serves_on_the_gpu():
+    v = verdict(facts([gpu("NVIDIA GeForce RTX 3090", 24576)]), GAMING)
+    assert v["serving_path"] == "gpu" and v["problems"] == []
+    assert [g["name"] for g in v["fitting_gpus"]] == ["NVIDIA GeForce RTX 3090"]
+
+
+def test_no_usable_gpu_is_refused_naming_the_reason_and_the_fix():
+    v = verdict(facts([], usable=False, reason="nvidia-smi not found"), GAMING)
+    assert v["serving_path"] == "cpu" and len(v["problems"]) == 1
+    assert v["problems"][0].startswith("gpu_host: this host has no usable NVIDIA GPU "
+                                       "(ansible_facts.gpu_summary.usable=false): nvidia-smi not found.")
+    assert "gpu_host_require_gpu=false" in v["problems"][0]
+
+
+def test_too_little_memory_names_the_largest_gpu_and_the_threshold():
+    v = verdict(facts([gpu("NVIDIA GeForce RTX 3060", 12288)]), GAMING)
+    assert "the largest GPU has 12288 MiB" in v["problems"][0] and "gpu_host_min_memory_mib=20000" in v["problems"][0]
+
+
+def test_too_low_a_compute_capability_lists_every_big_enough_gpu():
+    # Turing: 24 GiB but compute capability 7.5, below awq_marlin's 8.0
+    v = verdict(facts([gpu("NVIDIA TITAN RTX", 24576), gpu("NVIDIA Mystery GPU", 24576, index=1)]), GAMING)
+    text = v["problems"][0]
+    assert ">= 8.0 (needed by awq_marlin): GPU0 NVIDIA TITAN RTX has 7.5, GPU1 NVIDIA Mystery GPU has unknown " in text
+    assert v["serving_path"] == "cpu" and len(v["big_enough_gpus"]) == 2
+
+
+def test_capabilities_compare_as_versions_not_strings():
+    # "10.0" < "8.0" as strings; Blackwell must fit a cc 8.0 threshold
+    g = dict(gpu("NVIDIA GeForce RTX 3090", 24576), compute_capability="10.0")
+    assert verdict(facts([g]), GAMING)["serving_path"] == "gpu"
+
+
+def test_every_docker_problem_is_reported_in_order():
+    down = {"engine_reachable": False, "error": "Cannot connect to the Docker daemon", "gpu_runtime": False,
+            "runtimes": [], "cdi_specs": []}
+    v = verdict(facts([gpu("NVIDIA GeForce RTX 3090", 24576)], runtime=down), dict(GAMING, probe_gpu_container=True))
+    assert [p.split(" (")[0] for p in v["problems"]] == [
+        "gpu_host: the Docker engine is not reachable", "gpu_host: Docker has no GPU runtime",
+        "gpu_host: a container with --gpus all did not list a GPU"]
+    assert "runtimes: none; NVIDIA CDI specs: none" in v["problems"][1]
+
+
+@pytest.mark.parametrize("recorded, allow, refused", [
+    ({"serving_path": "gpu", "gpus": [{"name": "NVIDIA GeForce RTX 3090"}], "driver_version": "537.13"}, False, True),
+    ({"serving_path": "gpu"}, True, False),
+    ({"serving_path": "cpu"}, False, False),
+    ({}, False, False),
+])
+def test_a_gpu_host_does_not_move_to_the_cpu_path_unasked(recorded, allow, refused):
+    v = verdict(facts([], usable=False, reason="nvidia-smi timed out after 15 s"), LOCAL, recorded=recorded,
+                allow_path_change=allow)
+    assert v["serving_path"] == "cpu" and bool(v["problems"]) is refused
+    if refused:
+        assert v["problems"][0] == (
+            "gpu_host: the last run put this host on the GPU path (NVIDIA GeForce RTX 3090, driver 537.13; "
+            "/etc/ansible/facts.d/gpu_host.fact) but now no GPU fits, so it would serve on the CPU: nvidia-smi timed "
+            "out after 15 s. A driver update or a hung nvidia-smi does this. Fix the driver and run again; to move "
+            "this host to the CPU path on purpose, run once with -e gpu_host_allow_serving_path_change=true.")
