@@ -156,6 +156,17 @@ def server(args):
         yield
 
 
+def reserved_cpu(container):
+    """The CPU vLLM's CPU backend left to its API server and scheduler (it binds OMP threads to the others)."""
+    import re  # pylint: disable=import-outside-toplevel
+
+    logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True, check=False)
+    found = re.findall(r"reserved_cpus=\[([0-9, ]*)\]", logs.stdout + logs.stderr)
+    if not found or not found[-1].strip():
+        raise RuntimeError("no reserved_cpus=[...] in the logs of %s: pass --client-cpu N" % container)
+    return int(found[-1].split(",")[0])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url")
@@ -174,18 +185,22 @@ def main():
     ap.add_argument("--template-tokens", type=int, default=10,
                     help="tokens the chat template adds around the prompt (tiny-qwen2: 10)")
     ap.add_argument("--output-len", type=int, default=128)
-    ap.add_argument("--client-cpu", type=int, default=None,
+    ap.add_argument("--client-cpu", default=None,
                     help="pin both clients to this CPU (llm_benchmark here, vllm bench with taskset in the "
-                         "container), so neither competes with the server differently from the other")
+                         "container), so neither competes with the server differently from the other; 'reserved' "
+                         "picks the CPU vLLM reserved for its API server (its log: reserved_cpus=[...])")
     ap.add_argument("--pairs", type=int, default=0,
                     help="also alternate N single requests of both clients (needs vllm importable here)")
     args = ap.parse_args()
 
-    if args.client_cpu is not None:
-        os.sched_setaffinity(0, {args.client_cpu})
-        print("both clients pinned to CPU %d" % args.client_cpu, flush=True)
     rows = []
     with server(args):
+        if args.client_cpu == "reserved":
+            args.client_cpu = reserved_cpu(args.container)
+        if args.client_cpu is not None:
+            args.client_cpu = int(args.client_cpu)
+            os.sched_setaffinity(0, {args.client_cpu})
+            print("both clients pinned to CPU %d" % args.client_cpu, flush=True)
         if args.pairs:
             pairs = run_paired(args)
             o_mean = statistics.mean(p[0][0] for p in pairs)

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+"""A no-op run of our stack play against the equivalent community.docker play, in the same run.
+
+Ours: ``playbooks/stack.yml`` on the local profile, already deployed (gpu_host, the local images,
+vLLM from the plan, the image server and the dashboard: content-hashed builds, health-gated
+rollouts). Theirs: ``community.docker.docker_image`` (``source: build``) and
+``community.docker.docker_container`` for the same three services, from the same images (tagged
+``homelab-bench/...``) with the same command, entrypoint, environment, user, volumes and networks as
+our running containers, published on other ports. community.docker's no-op checks that the image
+tag exists (it never looks at the build context) and compares each container's configuration.
+
+Both plays run alternately, N times each after a warm-up run each; every measured run must report
+changed=0. Prints the median wall time of each, their ratio (goal: ours at most 1.5x theirs) and
+the task counts. No asserts on the figures (project rule); exit 1 when a run fails or changes
+something. The bench's containers and tags are removed at the end.
+
+Usage: .venv/bin/python tests/bench/bench_noop.py [runs]   (default 5; the stack must be deployed:
+bash scripts/deploy.sh)
+"""
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SERVICES = (("vllm", "homelab-vllm"), ("image-server", "homelab-image-server"), ("dashboard", "homelab-dashboard"))
+PORT_OFFSET = 10000
+RECAP = re.compile(r"^\S+\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)", re.M)
+
+
+def docker(*args):
+    proc = subprocess.run(["docker"] + list(args), capture_output=True, text=True, check=False)
+    if proc.returncode:
+        sys.exit("docker %s failed: %s" % (" ".join(args), proc.stderr.strip()))
+    return proc.stdout
+
+
+def ansible_env():
+    return dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+                ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "collections"), ANSIBLE_NOCOLOR="1",
+                ANSIBLE_ROLES_PATH=os.path.join(ROOT, "roles"))
+
+
+def run_play(args, label):
+    """One ansible-playbook run: (wall seconds, ok, changed, skipped). Exits on failure."""
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook")] + args
+    start = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), cwd=ROOT, check=False)
+    wall = time.monotonic() - start
+    recap = RECAP.findall(proc.stdout)
+    if proc.returncode or not recap:
+        sys.exit("%s failed (rc %d):\n%s\n%s" % (label, proc.returncode, proc.stdout[-4000:], proc.stderr[-2000:]))
+    ok, changed, _unreachable, _failed, skipped = (sum(int(r[i]) for r in recap) for i in range(5))
+    return wall, ok, changed, skipped
+
+
+def container_spec(service, name):
+    """What community.docker needs to run the same container as ours (read from the running one)."""
+    info = json.loads(docker("inspect", name))[0]
+    config, host = info["Config"], info["HostConfig"]
+    image = "homelab-bench/%s:noop" % service
+    docker("tag", info["Image"], image)
+    ports = []
+    for container_port, bindings in (host.get("PortBindings") or {}).items():
+        for binding in bindings or []:
+            ports.append("%s:%d:%s" % (binding.get("HostIp") or "127.0.0.1",
+                                       int(binding["HostPort"]) + PORT_OFFSET, container_port.split("/")[0]))
+    mounts = ["%s:%s%s" % (m.get("Name") or m["Source"], m["Destination"], "" if m.get("RW", True) else ":ro")
+              for m in info.get("Mounts") or []]
+    networks = [{"name": net} for net in (info["NetworkSettings"].get("Networks") or {}) if net != "bridge"]
+    return {
+        "name": "homelab-bench-%s" % service, "image": image,
+        "command": config.get("Cmd") or [], "entrypoint": config.get("Entrypoint") or [],
+        "env": dict(e.split("=", 1) for e in config.get("Env") or []),
+        "user": config.get("User") or "", "volumes": mounts, "ports": ports, "networks": networks,
+        "shm_size": str(host.get("ShmSize") or 67108864), "init": bool(host.get("Init")),
+    }
+
+
+COMMUNITY_PLAY = """
+- name: The same three services with community.docker
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+    services: %s
+  tasks:
+    - name: Build each image (source build; a present tag is not rebuilt)
+      community.docker.docker_image:
+        name: "{{ item.image }}"
+        source: build
+        build:
+          path: %s
+      loop: "{{ services }}"
+      loop_control:
+        label: "{{ item.image }}"
+    - name: Run each container
+      community.docker.docker_container:
+        name: "{{ item.name }}"
+        image: "{{ item.image }}"
+        command: "{{ item.command }}"
+        entrypoint: "{{ item.entrypoint }}"
+        env: "{{ item.env }}"
+        user: "{{ item.user | default(omit, true) }}"
+        volumes: "{{ item.volumes }}"
+        published_ports: "{{ item.ports }}"
+        networks: "{{ item.networks if item.networks else omit }}"
+        shm_size: "{{ item.shm_size }}"
+        init: "{{ item.init }}"
+        restart_policy: unless-stopped
+        state: started
+      loop: "{{ services }}"
+      loop_control:
+        label: "{{ item.name }}"
+      no_log: true
+"""
+
+
+def wait_until_serving(spec, timeout=600):
+    """The bench's vLLM loads its model after the first run: wait for /health so it does not load during the runs."""
+    import urllib.request  # pylint: disable=import-outside-toplevel
+    ports = [p for p in spec["ports"] if p.endswith(":8000")]
+    if not ports:
+        return
+    url = "http://127.0.0.1:%s/health" % ports[0].split(":")[1]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(2)
+    sys.exit("%s did not answer %s within %d s" % (spec["name"], url, timeout))
+
+
+def main():
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    inventory = os.environ.get("HOMELAB_INVENTORY", "inventories/local")
+    specs = [container_spec(service, name) for service, name in SERVICES]
+    ours_args = ["-i", inventory, "playbooks/stack.yml"]
+    with tempfile.TemporaryDirectory() as tmp:
+        play = os.path.join(tmp, "community.yml")
+        with open(play, "w") as handle:
+            handle.write(COMMUNITY_PLAY % (json.dumps(specs), json.dumps(tmp)))
+        theirs_args = [play]
+        try:
+            for args, label in ((ours_args, "stack.yml warm-up"), (theirs_args, "community.docker first run")):
+                run_play(args, label)
+            wait_until_serving(specs[0])
+            walls = {"ours": [], "theirs": []}
+            counts = {}
+            for i in range(runs):
+                for key, args in (("ours", ours_args), ("theirs", theirs_args)):
+                    wall, ok, changed, skipped = run_play(args, "%s run %d" % (key, i + 1))
+                    if changed:
+                        sys.exit("%s run %d reported changed=%d: not a no-op" % (key, i + 1, changed))
+                    walls[key].append(wall)
+                    counts[key] = (ok, skipped)
+        finally:
+            for spec in specs:
+                subprocess.run(["docker", "rm", "-f", spec["name"]], capture_output=True, check=False)
+                subprocess.run(["docker", "rmi", spec["image"]], capture_output=True, check=False)
+    med = dict((k, statistics.median(v)) for k, v in walls.items())
+    print("no-op runs, %d each, alternating (median wall time of a whole ansible-playbook run):" % runs)
+    for key, title in (("ours", "playbooks/stack.yml"), ("theirs", "community.docker play")):
+        print("  %-22s %6.2f s  (min %.2f, max %.2f); tasks: %d ok, %d skipped"
+              % (title, med[key], min(walls[key]), max(walls[key]), counts[key][0], counts[key][1]))
+    print("ratio ours/community.docker: %.2f  (goal <= 1.5)" % (med["ours"] / med["theirs"]))
+
+
+if __name__ == "__main__":
+    main()
