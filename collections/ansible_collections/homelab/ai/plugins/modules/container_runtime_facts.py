@@ -21,25 +21,12 @@ description:
     and runs C(nvidia-smi -L) in it, to prove a GPU container starts. The container is removed.
   - Never fails because Docker or a GPU runtime is absent.
 options:
-  docker_cli:
-    description: Path of the docker CLI; default is C(docker) from PATH.
-    type: path
-  docker_host:
-    description: Engine URL for the SDK fallback (for example C(unix:///var/run/docker.sock)); the CLI uses its own context.
-    type: str
-  probe_gpu_container:
-    description: Start a container with all GPUs to prove the GPU runtime works.
-    type: bool
-    default: false
-  probe_image:
-    description: Image for the probe; must exist locally (it is never pulled).
-    type: str
-    default: homelab/debian:bookworm
   timeout:
     description: Seconds the probe container may run.
     type: int
     default: 60
 extends_documentation_fragment:
+  - homelab.ai.container_runtime
   - homelab.ai.attributes
   - homelab.ai.attributes.facts
   - homelab.ai.attributes.facts_module

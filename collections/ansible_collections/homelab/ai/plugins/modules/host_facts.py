@@ -36,25 +36,12 @@ options:
     description: Seconds each nvidia-smi run may take, as O(homelab.ai.gpu_facts#module:timeout).
     type: int
     default: 15
-  docker_cli:
-    description: Path of the docker CLI, as O(homelab.ai.container_runtime_facts#module:docker_cli).
-    type: path
-  docker_host:
-    description: Engine URL for the SDK fallback, as O(homelab.ai.container_runtime_facts#module:docker_host).
-    type: str
-  probe_gpu_container:
-    description: Start a container with all GPUs to prove the GPU runtime works.
-    type: bool
-    default: false
-  probe_image:
-    description: Image for the probe; must exist locally (it is never pulled).
-    type: str
-    default: homelab/debian:bookworm
   probe_timeout:
     description: Seconds the probe container may run.
     type: int
     default: 60
 extends_documentation_fragment:
+  - homelab.ai.container_runtime
   - homelab.ai.attributes
   - homelab.ai.attributes.facts
   - homelab.ai.attributes.facts_module
