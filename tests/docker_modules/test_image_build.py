@@ -98,6 +98,63 @@ def test_dockerfile_errors_are_explained(prefix, ctx):
     assert res.get("failed") and "homelab/not-built:1" in res["msg"] and "pull is false" in res["msg"]
 
 
+def test_listed_files_hash_where_they_lie(prefix, tmp_path):
+    """files instead of a folder: a controller file (read by the action plugin), a text given as content and
+    a file on the managed host hash the same as a folder holding exactly these files; nothing is copied to
+    decide, a change in any of them rebuilds, and bad entries fail naming the entry and the fix."""
+    controller = tmp_path / "controller"
+    host = tmp_path / "host"
+    folder = tmp_path / "folder"
+    for d in (controller, host, folder / "certs", folder / "wheels"):
+        d.mkdir(parents=True)
+    dockerfile = ("FROM %s\nCOPY certs/ /tmp/certs/\nCOPY wheels/ /tmp/wheels/\nCOPY run.sh /run.sh\n"
+                  "CMD [\"sh\", \"-c\", \"/run.sh && ls /tmp/certs /tmp/wheels\"]\n" % BASE_IMAGE)
+    (controller / "run.sh").write_text("#!/bin/sh\necho listed-v1\n")
+    (controller / "run.sh").chmod(0o755)
+    (host / "pkg.whl").write_bytes(b"PK\x03\x04 not text \xff")
+    for rel, data in (("Dockerfile", dockerfile.encode()), ("run.sh", (controller / "run.sh").read_bytes()),
+                      ("wheels/pkg.whl", (host / "pkg.whl").read_bytes())):
+        (folder / rel).write_bytes(data)
+    (folder / "run.sh").chmod(0o755)
+    name = prefix + "-listed:latest"
+    files = [{"dest": "Dockerfile", "content": dockerfile},
+             {"dest": "run.sh", "src": str(controller / "run.sh")},
+             {"dest": "wheels/pkg.whl", "src": str(host / "pkg.whl"), "remote_src": True}]
+    listed = {"name": name, "files": files, "directories": ["certs"], "log_path": str(tmp_path / "build.log")}
+
+    preview = run_module("image_build", listed, check=True)
+    as_folder = run_module("image_build", {"name": name, "path": str(folder)}, check=True)
+    assert preview["inputs_hash"] == as_folder["inputs_hash"] and preview["context_files"] == 3, (preview, as_folder)
+
+    first = run_module("image_build", listed)
+    assert first["changed"] and first["built"], first
+    # the executable bit kept, the empty certs/ sent
+    assert docker("run", "--rm", name).split() == ["listed-v1", "/tmp/certs:", "/tmp/wheels:", "pkg.whl"]
+    assert not run_module("image_build", listed)["changed"]
+    assert not run_module("image_build", {"name": name, "path": str(folder)})["changed"]   # the same hash
+
+    (controller / "run.sh").write_text("#!/bin/sh\necho listed-v2\n")
+    assert run_module("image_build", listed)["built"]
+    assert docker("run", "--rm", name).split()[0] == "listed-v2"
+    (host / "pkg.whl").write_bytes(b"another wheel")
+    assert run_module("image_build", listed)["built"]
+
+    missing_host = run_module("image_build", dict(listed, files=files[:2] + [dict(files[2], src=str(host / "nope.whl"))]))
+    assert missing_host.get("failed") and "files[2]" in missing_host["msg"] and "nope.whl" in missing_host["msg"], missing_host
+    missing_ctl = run_module("image_build", dict(listed, files=files[:1] + [{"dest": "run.sh", "src": "nope.sh"}]))
+    assert missing_ctl.get("failed") and "files[1]" in missing_ctl["msg"] and "remote_src" in missing_ctl["msg"], missing_ctl
+    (controller / "blob.bin").write_bytes(b"\xff\xfe binary")
+    binary = run_module("image_build", dict(listed, files=files + [{"dest": "blob.bin", "src": str(controller / "blob.bin")}]))
+    assert binary.get("failed") and "not UTF-8" in binary["msg"], binary
+    escape = run_module("image_build", dict(listed, files=files + [{"dest": "../x", "content": "x"}]))
+    assert escape.get("failed") and "files[3]" in escape["msg"] and "without '..'" in escape["msg"], escape
+    no_dockerfile = run_module("image_build", dict(listed, files=files[1:]))
+    assert no_dockerfile.get("failed") and "files lists no Dockerfile" in no_dockerfile["msg"], no_dockerfile
+    both = run_module("image_build", dict(listed, path=str(folder)))
+    assert both.get("failed") and "mutually exclusive" in both["msg"], both
+    docker("image", "rm", "-f", name, name + "-previous", check=False)
+
+
 def test_unreachable_daemon_names_socket_and_fix(prefix, ctx):
     res = build(prefix, ctx, docker_host="unix:///nonexistent.sock")
     assert res.get("failed")

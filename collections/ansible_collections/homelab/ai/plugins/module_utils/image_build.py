@@ -16,6 +16,7 @@ __metaclass__ = type
 
 import collections
 import hashlib
+import io
 import os
 import re
 import stat
@@ -216,6 +217,107 @@ def collect_context(context_dir, dockerfile_rel):
             # sockets, fifos, devices: the Docker CLI skips them too
     entries.sort(key=lambda e: e.relpath)
     return entries
+
+
+class ListedFiles:
+    """A build context given as a list of files (the module's files option) instead of a folder.
+
+    Each file's bytes come from its content (read on the controller by the action plugin) or from a
+    file on the managed host (remote_src), hashed where it lies: nothing is copied into a folder to
+    find out that nothing changed. The entries are what collect_context() would return for a folder
+    holding exactly these files (their parent folders included), so both forms hash the same.
+    """
+
+    def __init__(self, files, directories=()):
+        self.contents, self.paths, modes = {}, {}, {}
+        self.directories = set(self._dest(index, {"dest": d}, "directories") for index, d in enumerate(directories or ()))
+        for index, item in enumerate(files):
+            rel = self._dest(index, item)
+            if rel in modes:
+                raise HomelabDockerError("files[%d]: dest %s is listed twice: give each file one entry." % (index, rel))
+            content, src = item.get("content"), item.get("src")
+            if (content is None) == (src is None):
+                raise HomelabDockerError("files[%d] (dest %s): give exactly one of content and src." % (index, rel))
+            if content is not None:
+                self.contents[rel] = content.encode("utf-8") if not isinstance(content, bytes) else content
+            else:
+                self.paths[rel] = self._remote_file(index, rel, src)
+            modes[rel] = self._exec_bit(index, rel, item.get("mode"), self.paths.get(rel))
+        self.modes = modes
+
+    @staticmethod
+    def _dest(index, item, option="files"):
+        dest = str(item.get("dest") or "")
+        rel = _clean_path(dest)
+        if not dest or os.path.isabs(dest) or rel == "." or ".." in dest.replace("\\", "/").split("/"):
+            raise HomelabDockerError(
+                "%s[%d]: %r must be a path inside the build context, relative and without '..' "
+                "(e.g. Dockerfile or certs/pip-ca.crt)." % (option, index, dest))
+        return rel
+
+    @staticmethod
+    def _remote_file(index, rel, src):
+        if not os.path.isfile(src):
+            raise HomelabDockerError(
+                "files[%d] (dest %s): src %s is not a file on the managed host (remote_src): create it there, fix "
+                "the path, or leave the entry out." % (index, rel, src))
+        return os.path.abspath(src)
+
+    @staticmethod
+    def _exec_bit(index, rel, mode, path):
+        if mode is None or mode == "":
+            return 1 if path and os.stat(path).st_mode & 0o111 else 0
+        try:
+            value = int(str(mode), 8)
+        except ValueError:
+            raise HomelabDockerError("files[%d] (dest %s): mode %r is not an octal mode such as '0644' or '0755'."
+                                     % (index, rel, mode))
+        return 1 if value & 0o111 else 0
+
+    def text(self, rel):
+        """The text of one listed file (the Dockerfile), or None when it is not listed."""
+        if rel in self.contents:
+            return self.contents[rel].decode("utf-8", "replace")
+        if rel in self.paths:
+            with open(self.paths[rel], "r") as fh:
+                return fh.read()
+        return None
+
+    def entries(self):
+        dirs, entries = set(), []
+        for rel in list(self.directories):
+            parts = rel.split("/")
+            dirs.update("/".join(parts[:i + 1]) for i in range(len(parts)))
+        for rel in list(self.contents) + list(self.paths):
+            if rel in dirs:
+                raise HomelabDockerError("%s is listed both as a file (files) and as a folder (directories): keep one." % rel)
+            parts = rel.split("/")[:-1]
+            dirs.update("/".join(parts[:i + 1]) for i in range(len(parts)))
+            digest = (hashlib.sha256(self.contents[rel]).hexdigest() if rel in self.contents
+                      else _file_digest(self.paths[rel]))
+            entries.append(ContextEntry(rel, "file", self.modes[rel], digest, ""))
+        entries.extend(ContextEntry(d, "dir", 0, "", "") for d in dirs)
+        entries.sort(key=lambda e: e.relpath)
+        return entries
+
+    def write_tar(self, entries, fileobj):
+        """The listed files as the uncompressed tar the build API expects (root-owned, mtime 0)."""
+        with tarfile.open(fileobj=fileobj, mode="w") as tar:
+            for e in entries:
+                info = tarfile.TarInfo(e.relpath)
+                if e.kind == "dir":
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+                elif e.relpath in self.contents:
+                    data = self.contents[e.relpath]
+                    info.size, info.mode = len(data), 0o755 if e.mode else 0o644
+                    tar.addfile(info, io.BytesIO(data))
+                else:
+                    path = self.paths[e.relpath]
+                    info.size, info.mode = os.path.getsize(path), 0o755 if e.mode else 0o644
+                    with open(path, "rb") as fh:
+                        tar.addfile(info, fh)
+        fileobj.seek(0)
 
 
 def write_context_tar(context_dir, entries, fileobj):
@@ -528,16 +630,28 @@ class BuildPlan:
         self.labels = dict((str(k), str(v)) for k, v in (params.get("labels") or {}).items())
         self.target = params.get("target")
         self.log_path = params.get("log_path") or default_log_path(self.full_name)
-        self.context, self.dockerfile_rel, self.dockerfile_full = _resolve_paths(params)
-        self.dockerfile_text = None
+        self.listed, self.dockerfile_text = None, None
+        if params.get("files") is not None:
+            self.listed = ListedFiles(params["files"], params.get("directories"))
+            self.dockerfile_rel = _clean_path(params.get("dockerfile") or "Dockerfile")
+            self.dockerfile_text = self.listed.text(self.dockerfile_rel)
+            if self.dockerfile_text is None:
+                raise HomelabDockerError(
+                    "files lists no %s (dockerfile=%r): add an entry with that dest, or set dockerfile to the "
+                    "dest of the Dockerfile that is listed." % (self.dockerfile_rel, params.get("dockerfile")))
+            self.context = "(files: %d listed)" % len(params["files"])
+            self.dockerfile_full = "%s (listed in files)" % self.dockerfile_rel
+        else:
+            self.context, self.dockerfile_rel, self.dockerfile_full = _resolve_paths(params)
         self.base_refs, self.base_ids, self.missing, self.pulled = [], {}, [], []
         self.entries, self.inputs_hash = [], None
 
 
 def resolve_bases(client, plan, params, check_mode=False):
     """Stage 1, the bases: their local IDs; pull the missing ones first when pull_missing_bases asks."""
-    with open(plan.dockerfile_full, "r") as fh:
-        plan.dockerfile_text = fh.read()
+    if plan.dockerfile_text is None:
+        with open(plan.dockerfile_full, "r") as fh:
+            plan.dockerfile_text = fh.read()
     plan.base_refs = base_images_from_dockerfile(plan.dockerfile_text, plan.build_args)
     plan.base_ids, plan.missing = _inspect_bases(client, plan.base_refs)
     if plan.missing and params.get("pull_missing_bases") and not check_mode:
@@ -547,7 +661,7 @@ def resolve_bases(client, plan, params, check_mode=False):
 
 def hash_inputs(plan):
     """Stage 1, the hash: collect the context exactly as it will be sent and hash every input."""
-    plan.entries = collect_context(plan.context, plan.dockerfile_rel)
+    plan.entries = plan.listed.entries() if plan.listed else collect_context(plan.context, plan.dockerfile_rel)
     plan.inputs_hash = compute_inputs_hash(plan.entries, plan.dockerfile_rel, plan.build_args, plan.target,
                                            plan.labels, plan.base_ids)
     return plan.inputs_hash
@@ -622,7 +736,10 @@ def _stream_build(client, plan, params, log):
     """Send the context, stream the output into log; return (image ID the daemon reported, error)."""
     built_id, error = None, None
     with tempfile.TemporaryFile() as ctx:
-        write_context_tar(plan.context, plan.entries, ctx)
+        if plan.listed:
+            plan.listed.write_tar(plan.entries, ctx)
+        else:
+            write_context_tar(plan.context, plan.entries, ctx)
         try:
             stream = client.build(fileobj=ctx, custom_context=True, tag=plan.candidate, dockerfile=plan.dockerfile_rel,
                                   buildargs=plan.build_args or None, labels=build_labels(plan), target=plan.target or None,

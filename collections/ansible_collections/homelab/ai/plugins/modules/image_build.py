@@ -65,9 +65,52 @@ options:
     required: true
   path:
     description:
-      - Build context directory on the managed host.
+      - Build context directory on the managed host. Exactly one of I(path) and I(files) is required.
     type: path
-    required: true
+  files:
+    description:
+      - The build context as a list of files instead of a folder. Nothing is copied anywhere to decide:
+        each file is hashed where it lies (a controller file is read by the action plugin, a file on the
+        managed host in place), and only a build sends them, as the tar the Docker API takes. The inputs
+        hash is the one a folder holding exactly these files would get.
+      - No C(.dockerignore) applies (the list is the context). The Dockerfile is the entry whose I(dest)
+        is I(dockerfile).
+      - A controller file's content travels with the module's arguments, so keep those small (Dockerfiles,
+        scripts, configs); a large file such as a wheel belongs on the managed host with I(remote_src).
+    type: list
+    elements: dict
+    suboptions:
+      dest:
+        description:
+          - Path of the file inside the build context, relative, without C(..) (C(Dockerfile), C(certs/ca.crt)).
+        type: str
+        required: true
+      src:
+        description:
+          - The file to send. On the controller it is looked up like M(ansible.builtin.copy)'s C(src) (a role's
+            C(files/) first) and must be UTF-8 text; with I(remote_src) it is a path on the managed host.
+        type: path
+      remote_src:
+        description:
+          - I(src) is a file on the managed host (hashed there, never copied to decide).
+        type: bool
+        default: false
+      content:
+        description:
+          - The file's text, for example C("{{ lookup('ansible.builtin.template', 'requirements.txt.j2') }}").
+            Exactly one of I(src) and I(content) per entry.
+        type: str
+      mode:
+        description:
+          - Octal mode such as C('0755'). Only the executable bit counts (in the hash and in the image);
+            without it, a I(src) file's own executable bit is kept and I(content) is not executable.
+        type: str
+  directories:
+    description:
+      - Folders of the build context given with I(files) that must exist even when no listed file lies in
+        them, because the Dockerfile C(COPY)s them (C(certs) when no CA bundle is wanted). Relative paths.
+    type: list
+    elements: str
   dockerfile:
     description:
       - Dockerfile path relative to I(path) (an absolute path must lie inside I(path)).
@@ -171,6 +214,19 @@ EXAMPLES = r"""
     log_path: /var/log/homelab/image-server-build.log
   register: image_server_build
 
+- name: Build from files hashed where they lie (the role's files/, a template, a wheel on the host)
+  homelab.ai.image_build:
+    name: homelab/torch-base:latest
+    files:
+      - dest: Dockerfile
+        src: Dockerfile
+      - dest: requirements.txt
+        content: "{{ lookup('ansible.builtin.template', 'requirements.txt.j2') }}"
+      - dest: wheels/torch-2.5.1+cpu-cp311-cp311-linux_x86_64.whl
+        src: /srv/wheels/torch-2.5.1+cpu-cp311-cp311-linux_x86_64.whl
+        remote_src: true
+    log_path: /var/log/homelab/torch-base-build.log
+
 - name: Rebuild the dashboard from scratch
   homelab.ai.image_build:
     name: homelab/dashboard:latest
@@ -240,7 +296,7 @@ pulled_bases:
   elements: str
   sample: ["debian:bookworm"]
 context_files:
-  description: Number of files and links in the build context after C(.dockerignore).
+  description: Number of files and links in the build context after C(.dockerignore) (with I(files), the files listed).
   returned: always
   type: int
 created:
@@ -305,7 +361,15 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             name=dict(type="str", required=True),
-            path=dict(type="path", required=True),
+            path=dict(type="path"),
+            files=dict(type="list", elements="dict", options=dict(
+                dest=dict(type="str", required=True),
+                src=dict(type="path"),
+                remote_src=dict(type="bool", default=False),
+                content=dict(type="str"),
+                mode=dict(type="str"),
+            ), mutually_exclusive=[["src", "content"]], required_one_of=[["src", "content"]]),
+            directories=dict(type="list", elements="str"),
             dockerfile=dict(type="str", default="Dockerfile"),
             build_args=dict(type="dict", default={}),
             labels=dict(type="dict", default={}),
@@ -323,14 +387,22 @@ def main():
             state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
             lock_timeout=dict(type="int", default=600),
         ),
+        mutually_exclusive=[["path", "files"], ["path", "directories"]],
+        required_one_of=[["path", "files"]],
         supports_check_mode=True,
     )
+    unread = [f["dest"] for f in module.params["files"] or [] if f["src"] is not None and not f["remote_src"]]
+    if unread:
+        module.fail_json(msg="files %s name a controller src, which the homelab.ai.image_build action plugin reads; "
+                             "it did not run (the module was called some other way): give content, or remote_src: true "
+                             "for a file on the managed host." % ", ".join(unread))
     cc = module.params["check_command"]
     if cc is not None and not isinstance(cc, (list, str)):
         module.fail_json(msg="check_command must be a list of strings or a string, got %s" % type(cc).__name__)
     if isinstance(cc, list):
         module.params["check_command"] = [str(x) for x in cc]
-    run_docker_module(module, run_image_build, "building %s from %s" % (module.params["name"], module.params["path"]))
+    context = module.params["path"] or "the %d files listed" % len(module.params["files"])
+    run_docker_module(module, run_image_build, "building %s from %s" % (module.params["name"], context))
 
 
 if __name__ == "__main__":

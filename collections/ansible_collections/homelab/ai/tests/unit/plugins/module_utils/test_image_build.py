@@ -108,6 +108,52 @@ def test_context_tar_holds_exactly_the_hashed_files(tmp_path):
     assert not any(n.startswith("skip") for n in names)
 
 
+# ---- a context given as a list of files -------------------------------------------------------
+
+def test_listed_files_hash_like_a_folder_with_exactly_those_files(tmp_path):
+    ctx = make_context(tmp_path / "folder", {"Dockerfile": "FROM x\n", "wheels/t.whl": "wheel", "run.sh": "echo\n"})
+    os.chmod(os.path.join(ctx, "run.sh"), 0o755)
+    os.makedirs(os.path.join(ctx, "certs"))
+    host = tmp_path / "t.whl"
+    host.write_text("wheel")
+    listed = ib.ListedFiles([{"dest": "Dockerfile", "content": "FROM x\n"},
+                             {"dest": "./run.sh", "content": "echo\n", "mode": "0755"},
+                             {"dest": "wheels/t.whl", "src": str(host)}], directories=["certs"])
+    assert listed.entries() == ib.collect_context(ctx, "Dockerfile")
+    assert listed.text("Dockerfile") == "FROM x\n" and listed.text("nope") is None
+    buf = io.BytesIO()
+    listed.write_tar(listed.entries(), buf)
+    with tarfile.open(fileobj=buf) as tar:
+        assert sorted(tar.getnames()) == ["Dockerfile", "certs", "run.sh", "wheels", "wheels/t.whl"]
+        assert tar.getmember("run.sh").mode & 0o111 and not tar.getmember("Dockerfile").mode & 0o111
+        assert tar.extractfile("wheels/t.whl").read() == b"wheel"
+        assert tar.getmember("certs").isdir()
+
+
+@pytest.mark.parametrize("files,directories,message", [
+    ([{"dest": "../x", "content": "x"}], None, "files[0]: '../x' must be a path inside the build context"),
+    ([{"dest": "/etc/x", "content": "x"}], None, "files[0]: '/etc/x' must be a path inside"),
+    ([{"dest": "a", "content": "x"}, {"dest": "./a", "content": "y"}], None, "files[1]: dest a is listed twice"),
+    ([{"dest": "a", "content": "x", "src": "/y"}], None, "give exactly one of content and src"),
+    ([{"dest": "a", "src": "/nonexistent/file"}], None, "src /nonexistent/file is not a file on the managed host"),
+    ([{"dest": "a", "content": "x", "mode": "rwx"}], None, "mode 'rwx' is not an octal mode"),
+    ([{"dest": "a", "content": "x"}], ["a"], "a is listed both as a file (files) and as a folder"),
+    ([{"dest": "a", "content": "x"}], [".."], "directories[0]: '..' must be a path inside"),
+])
+def test_listed_files_refuse_bad_entries_by_name(files, directories, message):
+    with pytest.raises(ib.HomelabDockerError) as err:
+        ib.ListedFiles(files, directories).entries()
+    assert message in str(err.value)
+
+
+def test_plan_from_listed_files_needs_the_dockerfile_listed():
+    plan = ib.BuildPlan({"name": "x/y", "files": [{"dest": "Dockerfile", "content": "FROM base:1\n"}]})
+    assert plan.dockerfile_text == "FROM base:1\n" and "listed in files" in plan.dockerfile_full
+    with pytest.raises(ib.HomelabDockerError) as err:
+        ib.BuildPlan({"name": "x/y", "files": [{"dest": "Containerfile", "content": "FROM a\n"}]})
+    assert "files lists no Dockerfile" in str(err.value)
+
+
 # ---- Dockerfile parsing ----------------------------------------------------------------------
 
 def test_base_images_with_arg_substitution_and_stages():
