@@ -9,12 +9,14 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.homelab.ai.plugins.module_utils.pin_matrix import (
-    PinMatrixError, PIN_NOTES, pins_for, requirements_lines, torch_key,
+    PinMatrixError, PIN_NOTES, pins_for, requirements_lines, settle_torch_version, torch_key,
 )
 
 
-def image_server_pins(torch_version, overrides=None):
+def image_server_pins(torch_version, overrides=None, label=None, image=None):
     try:
+        if label is not None:
+            torch_version = settle_torch_version(torch_version, label, image or "the base image")
         pins = pins_for(torch_version, overrides)
         key = torch_key(torch_version)
     except PinMatrixError as exc:

@@ -33,7 +33,22 @@ def secret_env_problem(plain_env, secret_env, plain_variable, secret_variable, r
     return secret_policy.secret_env_problem(plain_env, secret_env, plain_variable, secret_variable, reserved)
 
 
+def secret_problems(key, key_variable, missing_message, required=True, required_variable=None, service=None,
+                    ports=None, plain_env=None, secret_env=None, plain_variable=None, secret_variable=None,
+                    reserved=None):
+    """Every reason a service's key and secrets are refused (one assert task per role), or []."""
+    if ports is not None and not isinstance(ports, (list, tuple)):
+        raise AnsibleFilterError("secret_problems: ports must be a list of port strings, got %s" % type(ports).__name__)
+    for label, value in (("reserved", reserved), ("plain_env", plain_env)):
+        if value is not None and not isinstance(value, dict):
+            raise AnsibleFilterError("secret_problems: %s must be a dict, got %s" % (label, type(value).__name__))
+    return secret_policy.service_secret_problems(
+        key, key_variable, missing_message, required=bool(required), required_variable=required_variable,
+        service=service, ports=ports, plain_env=plain_env, secret_env=secret_env, plain_variable=plain_variable,
+        secret_variable=secret_variable, reserved=reserved)
+
+
 class FilterModule(object):
     def filters(self):
         return {"secret_problem": secret_problem, "keyless_problem": keyless_problem,
-                "secret_env_problem": secret_env_problem}
+                "secret_env_problem": secret_env_problem, "secret_problems": secret_problems}

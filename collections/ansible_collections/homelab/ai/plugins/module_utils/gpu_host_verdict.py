@@ -89,8 +89,12 @@ def _docker_problems(runtime, t):
 
 def verdict(facts, thresholds, recorded=None, allow_path_change=False, facts_dir="/etc/ansible/facts.d"):
     """The decision. ``thresholds``: require_gpu, min_memory_mib, min_compute_capability, quantization,
-    require_docker, require_docker_gpu_runtime, probe_gpu_container, probe_image (the role's variables
-    without their prefix)."""
+    require_docker, require_docker_gpu_runtime, probe_gpu_container, probe_image, defer_engine_checks (the
+    role's variables without their prefix).
+
+    With defer_engine_checks (the preflight play, before playbooks/gaming_host.yml installs the engine) the
+    engine's problems are deferred, not refused. engine_ready says the engine already meets the inventory's
+    requirements, so a later play of the same run need not detect it again."""
     summary = facts.get("gpu_summary") or {}
     big_enough, fitting = _fitting(facts.get("gpus") or [], thresholds.get("min_memory_mib") or 0,
                                    thresholds.get("min_compute_capability") or "0.0")
@@ -101,6 +105,11 @@ def verdict(facts, thresholds, recorded=None, allow_path_change=False, facts_dir
         problems = [_path_change_problem(summary, recorded, facts_dir)]
     else:
         problems = []
-    problems += _docker_problems(facts.get("container_runtime") or {}, thresholds)
+    runtime = facts.get("container_runtime") or {}
+    engine_problems = _docker_problems(runtime, thresholds)
+    deferred = engine_problems if thresholds.get("defer_engine_checks") else []
+    if not deferred:
+        problems += engine_problems
     return {"big_enough_gpus": big_enough, "fitting_gpus": fitting, "serving_path": serving_path,
-            "problems": problems}
+            "problems": problems, "deferred_problems": deferred,
+            "engine_ready": bool(runtime.get("engine_reachable")) and not engine_problems}

@@ -79,6 +79,25 @@ def torch_key(torch_version):
     return "%d.%d" % (int(match.group(1)), int(match.group(2)))
 
 
+def settle_torch_version(configured, label, image="the base image"):
+    """The torch version that picks the matrix row: the configured one (image_server_torch_version) or the
+    base image's org.homelab.torch-version label; refused when neither is there or they name another
+    major.minor (the image would get pins for a torch it does not have)."""
+    configured = "" if configured is None else str(configured).strip()
+    label = "" if label is None else str(label).strip()
+    if not configured and not label:
+        raise PinMatrixError(
+            "image_server: the torch version of %s is unknown: it has no org.homelab.torch-version label and "
+            "image_server_torch_version is empty. Label the base image or set image_server_torch_version to the "
+            "torch it really has." % image)
+    if configured and label and torch_key(configured) != torch_key(label):
+        raise PinMatrixError(
+            "image_server: the torch version of %s contradicts image_server_torch_version (label "
+            "org.homelab.torch-version=%s, image_server_torch_version=%s). Label the base image or set "
+            "image_server_torch_version to the torch it really has." % (image, label, configured))
+    return configured or label
+
+
 def known_keys():
     return sorted(PIN_MATRIX, key=lambda k: tuple(int(p) for p in k.split(".")))
 

@@ -133,3 +133,24 @@ def secret_env_problem(plain_env, secret_env, plain_variable, secret_variable, r
         problems.append("%s in %s look like secrets, whose values would be stored in a container label and shown "
                         "in diffs: move them to %s (vaulted)" % (", ".join(named), plain_variable, secret_variable))
     return "; ".join(problems)
+
+
+def service_secret_problems(key, key_variable, missing_message, required=True, required_variable=None,
+                            service=None, ports=None, plain_env=None, secret_env=None, plain_variable=None,
+                            secret_variable=None, reserved=None):
+    """Every reason a service's key and secrets are refused, in the order a person fixes them; [] when none.
+
+    A required key that is empty gets ``missing_message``; a key that is given must pass secret_problem();
+    no key where none is required is allowed only on loopback ports (keyless_problem()); the environments
+    must pass secret_env_problem() either way."""
+    given = key is not None and str(key) != ""
+    problems = []
+    if required and not given:
+        problems.append(missing_message)
+    elif given:
+        problems.append(secret_problem(key, key_variable))
+    else:
+        problems.append(keyless_problem(ports or [], service or key_variable, key_variable, required_variable))
+    problems.append(secret_env_problem(plain_env or {}, secret_env if secret_env is not None else {},
+                                       plain_variable, secret_variable, reserved))
+    return [p for p in problems if p]

@@ -69,7 +69,7 @@ options:
     type: path
   files:
     description:
-      - The build context as a list of files instead of a folder. Nothing is copied anywhere to decide:
+      - The build context as a list of files instead of a folder. Nothing is copied anywhere to decide;
         each file is hashed where it lies (a controller file is read by the action plugin, a file on the
         managed host in place), and only a build sends them, as the tar the Docker API takes. The inputs
         hash is the one a folder holding exactly these files would get.

@@ -40,9 +40,14 @@ attributes:
     details: Runs anywhere; the facts it needs are parameters.
 options:
   model:
-    description: One entry of the model registry (see M(homelab.ai.model_registry)).
+    description:
+      - One entry of the model registry (see M(homelab.ai.model_registry)). Exactly one of I(model) and I(models).
     type: dict
-    required: true
+  models:
+    description:
+      - The whole model registry; every entry is validated (each error named, as M(homelab.ai.model_registry)
+        does) and the entry I(name) is planned. This spares a play the separate validation task.
+    type: dict
   name:
     description: Model name (the registry key), used as C(--served-model-name).
     type: str
@@ -117,6 +122,12 @@ options:
     description: The C(remember) dict of the previous plan, passed back verbatim.
     type: dict
     default: {}
+  previous_fact:
+    description:
+      - A local fact file (JSON, as the vllm role's C(homelab_vllm.fact)) on the managed host whose C(remember)
+        key is the previous plan's; read when I(previous) is empty, DebOps-style, without re-gathering facts.
+        A missing file means no previous plan; a file that is not JSON fails naming the file.
+    type: path
   replan_tolerance_mib:
     description: A re-run whose other-process memory moved less than this plans exactly the previous launch.
     type: int
@@ -242,18 +253,48 @@ options_table:
   elements: str
 """
 
+import json
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.homelab.ai.plugins.module_utils import vllm_plan as planner
 from ansible_collections.homelab.ai.plugins.module_utils.gpu_ledger import GpuFactsError
+from ansible_collections.homelab.ai.plugins.module_utils import model_registry
 from ansible_collections.homelab.ai.plugins.module_utils.model_registry import RegistryError
 from ansible_collections.homelab.ai.plugins.module_utils.vllm_releases import UnsupportedRelease
+
+
+def registry_entry(module, models, name):
+    """The entry name of the validated registry; fails listing every invalid entry, or naming the known ones."""
+    try:
+        model_registry.validate(models)
+    except RegistryError as exc:
+        module.fail_json(msg=str(exc), errors=exc.errors)
+    if name not in models:
+        module.fail_json(msg="model %r is not in the model registry (%s): add its entry, or plan one of those."
+                             % (name, ", ".join(sorted(models)) or "empty"))
+    return models[name]
+
+
+def read_previous(module, path):
+    """The remember dict of the local fact at path; {} when there is none."""
+    if not path or not os.path.exists(path):
+        return {}
+    try:
+        with open(path) as fh:
+            fact = json.load(fh)
+    except (IOError, OSError, ValueError) as exc:
+        module.fail_json(msg="previous_fact %s cannot be read as JSON (%s): fix or delete it; the next deploy "
+                             "writes it again." % (path, exc))
+    return (fact.get("remember") if isinstance(fact, dict) else None) or {}
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            model=dict(type="dict", required=True),
+            model=dict(type="dict"),
+            models=dict(type="dict"),
             name=dict(type="str", required=True),
             gpus=dict(type="list", elements="dict", default=[]),
             wsl=dict(type="dict", default={}),
@@ -271,12 +312,16 @@ def main():
             wsl_cuda_context_gib=dict(type="float", default=1.3),
             running=dict(type="list", elements="str", default=[]),
             previous=dict(type="dict", default={}),
+            previous_fact=dict(type="path"),
             replan_tolerance_mib=dict(type="int", default=512),
             kv_cache_dtype=dict(type="str", default="auto", choices=["auto", "fp8", "fp8_e4m3", "fp8_e5m2"]),
         ),
+        mutually_exclusive=[["model", "models"]],
+        required_one_of=[["model", "models"]],
         supports_check_mode=True,
     )
     p = module.params
+    model = p["model"] if p["models"] is None else registry_entry(module, p["models"], p["name"])
     max_len = p["max_model_len"]
     if max_len not in (None, "", "auto"):
         try:
@@ -285,14 +330,15 @@ def main():
             module.fail_json(msg="max_model_len must be a number of tokens or 'auto', got %r" % max_len)
     elif max_len == "":
         max_len = None
+    previous = p["previous"] or read_previous(module, p["previous_fact"])
     try:
         result = planner.plan(
-            p["model"], p["gpus"], p["wsl"], p["vllm_version"], name=p["name"], max_model_len=max_len,
+            model, p["gpus"], p["wsl"], p["vllm_version"], name=p["name"], max_model_len=max_len,
             gpu_memory_utilization=p["gpu_memory_utilization"], min_tokens_per_second=p["min_tokens_per_second"],
             allow_cpu_offload=p["allow_cpu_offload"], pcie_gbps=p["pcie_gbps"],
             cpu_kvcache_space_gib=p["cpu_kvcache_space_gib"], cpu_has_compiler=p["cpu_has_compiler"],
             max_num_seqs=p["max_num_seqs"], co_tenants=p["co_tenants"], gpu_reserve_gib=p["gpu_reserve_gib"],
-            wsl_cuda_context_gib=p["wsl_cuda_context_gib"], running=p["running"], previous=p["previous"],
+            wsl_cuda_context_gib=p["wsl_cuda_context_gib"], running=p["running"], previous=previous,
             replan_tolerance_mib=p["replan_tolerance_mib"], kv_cache_dtype=p["kv_cache_dtype"])
     except planner.PlanRefused as exc:
         module.fail_json(msg=str(exc), options=(exc.plan or {}).get("options", []),

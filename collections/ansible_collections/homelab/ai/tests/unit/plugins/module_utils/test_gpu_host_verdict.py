@@ -75,6 +75,23 @@ def test_every_docker_problem_is_reported_in_order():
     assert "runtimes: none; NVIDIA CDI specs: none" in v["problems"][1]
 
 
+def test_preflight_defers_the_engine_and_says_whether_it_is_ready_already():
+    rtx = [gpu("NVIDIA GeForce RTX 3090", 24576)]
+    fresh = {"engine_reachable": False, "error": "no docker", "gpu_runtime": False, "runtimes": [], "cdi_specs": []}
+    deferred = verdict(facts(rtx, runtime=fresh), dict(GAMING, defer_engine_checks=True))
+    assert deferred["problems"] == [] and not deferred["engine_ready"]
+    assert [p.split(" (")[0] for p in deferred["deferred_problems"]] == [
+        "gpu_host: the Docker engine is not reachable", "gpu_host: Docker has no GPU runtime"]
+    no_runtime = verdict(facts(rtx, runtime={"gpu_runtime": False}), dict(GAMING, defer_engine_checks=True))
+    assert not no_runtime["engine_ready"] and len(no_runtime["deferred_problems"]) == 1
+    ready = verdict(facts(rtx), dict(GAMING, defer_engine_checks=True))
+    assert ready["engine_ready"] and ready["problems"] == ready["deferred_problems"] == []
+    strict = verdict(facts(rtx, runtime=fresh), GAMING)
+    assert len(strict["problems"]) == 2 and strict["deferred_problems"] == [] and not strict["engine_ready"]
+    gpu_problem = verdict(facts(rtx, runtime=fresh), dict(GAMING, min_memory_mib=30000, defer_engine_checks=True))
+    assert len(gpu_problem["problems"]) == 1 and "MiB" in gpu_problem["problems"][0]   # never deferred
+
+
 @pytest.mark.parametrize("recorded, allow, refused", [
     ({"serving_path": "gpu", "gpus": [{"name": "NVIDIA GeForce RTX 3090"}], "driver_version": "537.13"}, False, True),
     ({"serving_path": "gpu"}, True, False),

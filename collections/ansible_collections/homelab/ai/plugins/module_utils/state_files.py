@@ -1,0 +1,115 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, homelab.ai contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Logic of homelab.ai.state_files: the folders and small files a role keeps on a host (local facts,
+plan.json, the smoke report), made right in one module run instead of a file task per folder and a
+copy task per file. A file is rewritten only when its content differs, atomically; the decision
+(what would change) is separate from the writing so check mode and diff share it."""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import os
+import stat
+import tempfile
+
+# Above this size a diff shows that the file changed, not its text.
+DIFF_MAX_BYTES = 64 * 1024
+
+
+class StateFilesError(Exception):
+    pass
+
+
+def parse_mode(mode, where):
+    """An octal mode string ('0644') or int as an int; None stays None (the mode is left alone)."""
+    if mode is None or mode == "":
+        return None
+    try:
+        value = int(str(mode), 8)
+    except ValueError:
+        raise StateFilesError("%s: mode %r is not an octal mode such as '0644' or '0755'." % (where, mode))
+    if value > 0o7777:
+        raise StateFilesError("%s: mode %r is out of range." % (where, mode))
+    return value
+
+
+def _check_path(path, where):
+    if not path or not os.path.isabs(path):
+        raise StateFilesError("%s: path %r must be absolute." % (where, path))
+    return os.path.normpath(path)
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except (IOError, OSError):
+        return None
+
+
+def plan_directory(entry, index):
+    """What a directory entry needs: {'path', 'create', 'mode' (int or None), ...}."""
+    where = "directories[%d]" % index
+    path = _check_path(entry.get("path"), where)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise StateFilesError("%s: %s exists and is not a directory: move it away or fix the path." % (where, path))
+    return {"path": path, "create": not os.path.isdir(path), "mode": parse_mode(entry.get("mode"), where),
+            "owner": entry.get("owner"), "group": entry.get("group")}
+
+
+def plan_file(entry, index):
+    """What a file entry needs: whether its content must be written, with before/after for a diff."""
+    where = "files[%d]" % index
+    path = _check_path(entry.get("path"), where)
+    if os.path.isdir(path):
+        raise StateFilesError("%s: %s is a directory: a file cannot be written there." % (where, path))
+    content = entry.get("content")
+    if content is None:
+        raise StateFilesError("%s (%s): content is required." % (where, path))
+    data = content.encode("utf-8") if not isinstance(content, bytes) else content
+    before = _read(path)
+    return {"path": path, "data": data, "before": before, "write": before != data,
+            "mode": parse_mode(entry.get("mode"), where), "owner": entry.get("owner"), "group": entry.get("group")}
+
+
+def plan_all(directories, files):
+    """Every entry's plan, refusing a path listed twice (the second would silently win)."""
+    dir_plans = [plan_directory(d, i) for i, d in enumerate(directories or [])]
+    file_plans = [plan_file(f, i) for i, f in enumerate(files or [])]
+    seen = set()
+    for p in dir_plans + file_plans:
+        if p["path"] in seen:
+            raise StateFilesError("%s is listed twice: give each path one entry." % p["path"])
+        seen.add(p["path"])
+    return dir_plans, file_plans
+
+
+def _text_for_diff(data):
+    if data is None:
+        return ""
+    if len(data) > DIFF_MAX_BYTES:
+        return "(%d bytes)\n" % len(data)
+    return data.decode("utf-8", "replace")
+
+
+def file_diff(plan):
+    return {"before_header": plan["path"], "after_header": plan["path"],
+            "before": _text_for_diff(plan["before"]), "after": _text_for_diff(plan["data"])}
+
+
+def write_atomically(plan, atomic_move):
+    """Write the new content beside the file and move it over the old one (never a half-written file)."""
+    folder = os.path.dirname(plan["path"])
+    fd, tmp = tempfile.mkstemp(prefix=".state_files.", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(plan["data"])
+        mode = plan["mode"]
+        if mode is None:
+            mode = stat.S_IMODE(os.stat(plan["path"]).st_mode) if plan["before"] is not None else 0o644
+        os.chmod(tmp, mode)
+        atomic_move(tmp, plan["path"])
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,173 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, homelab.ai contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: state_files
+short_description: Make a role's state folders and small files right in one module run
+version_added: "0.2.0"
+description:
+  - The folders and small text files a role keeps on a host (local facts under C(/etc/ansible/facts.d),
+    C(plan.json), C(launch.json), the smoke report) in one module run, instead of one
+    M(ansible.builtin.file) task per folder and one M(ansible.builtin.copy) task per file. On a run that
+    changes nothing this is one module start instead of several, which is most of what such a task costs.
+  - Folders are created with their parents when missing. A file is written only when its content
+    differs, to a temporary file beside it that is then moved over it, so a reader never sees half a file.
+    I(mode), I(owner) and I(group) are applied when given and different.
+  - Folders are made before files, so a file may lie in a folder of the same task.
+author:
+  - homelab.ai contributors (@homelab-ai)
+extends_documentation_fragment:
+  - homelab.ai.attributes
+  - homelab.ai.attributes.posix
+attributes:
+  check_mode:
+    support: full
+    details: Reports which folders and files would change; writes nothing.
+  diff_mode:
+    support: full
+    details: One diff per file whose content changes (its text, or its size above 64 KiB).
+  idempotent:
+    support: full
+    details: A second run with the same content writes nothing and reports no change.
+options:
+  directories:
+    description: Folders that must exist.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: Absolute path of the folder.
+        type: path
+        required: true
+      mode:
+        description: Octal mode such as C('0755'); left alone when not given (a new folder gets the umask's).
+        type: str
+      owner:
+        description: Owner name or uid; left alone when not given.
+        type: str
+      group:
+        description: Group name or gid; left alone when not given.
+        type: str
+  files:
+    description: Files with their whole content.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: Absolute path of the file. Its folder must exist or be listed in I(directories).
+        type: path
+        required: true
+      content:
+        description: The file's text.
+        type: str
+        required: true
+      mode:
+        description: Octal mode such as C('0644'); a new file without it gets C(0644), an existing one keeps its mode.
+        type: str
+      owner:
+        description: Owner name or uid; left alone when not given.
+        type: str
+      group:
+        description: Group name or gid; left alone when not given.
+        type: str
+"""
+
+EXAMPLES = r"""
+- name: Write models.json, launch.json and plan.json
+  homelab.ai.state_files:
+    directories:
+      - { path: /var/lib/homelab/vllm, mode: "0755" }
+      - { path: /var/lib/homelab/status, mode: "0755" }
+    files:
+      - path: /var/lib/homelab/vllm/launch.json
+        content: "{{ vllm_launch | to_nice_json }}\n"
+        mode: "0644"
+      - path: /var/lib/homelab/status/plan.json
+        content: "{{ vllm_plan | to_nice_json }}\n"
+        mode: "0644"
+"""
+
+RETURN = r"""
+changed_paths:
+  description: The folders and files this run created or changed (in check mode, would).
+  returned: always
+  type: list
+  elements: str
+  sample: ["/var/lib/homelab/status/plan.json"]
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.homelab.ai.plugins.module_utils.state_files import (
+    StateFilesError,
+    file_diff,
+    plan_all,
+    write_atomically,
+)
+
+OWNERSHIP = dict(mode=dict(type="str"), owner=dict(type="str"), group=dict(type="str"))
+
+
+def apply_attributes(module, plan, changed):
+    """mode, owner and group of one path, each only when given; True when one changed (or would)."""
+    if not os.path.exists(plan["path"]):
+        return changed  # check mode: the path is not there yet, and creating it is already a change
+    if plan["mode"] is not None:
+        changed = module.set_mode_if_different(plan["path"], plan["mode"], changed)
+    if plan["owner"]:
+        changed = module.set_owner_if_different(plan["path"], plan["owner"], changed)
+    if plan["group"]:
+        changed = module.set_group_if_different(plan["path"], plan["group"], changed)
+    return changed
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            directories=dict(type="list", elements="dict", default=[],
+                             options=dict(path=dict(type="path", required=True), **OWNERSHIP)),
+            files=dict(type="list", elements="dict", default=[],
+                       options=dict(path=dict(type="path", required=True), content=dict(type="str", required=True),
+                                    **OWNERSHIP)),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        dir_plans, file_plans = plan_all(module.params["directories"], module.params["files"])
+    except StateFilesError as exc:
+        module.fail_json(msg="state_files: %s" % exc)
+    changed_paths, diffs = [], []
+    for plan in dir_plans:
+        if plan["create"] and not module.check_mode:
+            os.makedirs(plan["path"], plan["mode"] if plan["mode"] is not None else 0o777)
+        if apply_attributes(module, plan, plan["create"]):
+            changed_paths.append(plan["path"])
+    for plan in file_plans:
+        if plan["write"]:
+            diffs.append(file_diff(plan))
+            if not module.check_mode:
+                folder = os.path.dirname(plan["path"])
+                if not os.path.isdir(folder):
+                    module.fail_json(msg="state_files: the folder of %s does not exist: list %s in directories or "
+                                         "create it first." % (plan["path"], folder), changed_paths=changed_paths)
+                write_atomically(plan, module.atomic_move)
+        if apply_attributes(module, plan, plan["write"]):
+            changed_paths.append(plan["path"])
+    result = dict(changed=bool(changed_paths), changed_paths=changed_paths)
+    if module._diff:
+        result["diff"] = diffs
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
