@@ -72,26 +72,37 @@ def cdi_specs(dirs=CDI_DIRS, root="/"):
     return found
 
 
-def query_cli(runner, docker):
-    """Return (info dict or None, client_version or None, error or None)."""
-    rc, out, err = runner([docker, "version", "--format", "{{json .Client.Version}}"])
-    client_version = None
+def _client_version(runner, docker, info):
+    """The CLI's version: from `docker info`'s ClientInfo (CLI 19.03+, printed even with the engine down),
+    else one `docker version` run (an older CLI)."""
+    version = ((info or {}).get("ClientInfo") or {}).get("Version")
+    if version:
+        return version
+    rc, out, _err = runner([docker, "version", "--format", "{{json .Client.Version}}"])
     if rc == 0 or out.strip().startswith('"'):
         try:
-            client_version = json.loads(out.strip().splitlines()[0])
+            return json.loads(out.strip().splitlines()[0])
         except (ValueError, IndexError):
-            client_version = None
+            return None
+    return None
+
+
+def query_cli(runner, docker):
+    """Return (info dict or None, client_version or None, error or None); one `docker info` run on a
+    current CLI (a process start is most of what detection costs)."""
     rc, out, err = runner([docker, "info", "--format", "{{json .}}"])
-    if rc != 0:
-        return None, client_version, "docker info failed (rc=%s): %s" % (rc, first_line(out, err))
     try:
         info = json.loads(out)
-    except ValueError as exc:
-        return None, client_version, "docker info printed no JSON (%s): %s" % (exc, first_line(out, err))
+    except ValueError:
+        info = None
+    client_version = _client_version(runner, docker, info if isinstance(info, dict) else None)
+    if not isinstance(info, dict):
+        return None, client_version, "docker info failed (rc=%s): %s" % (rc, first_line(out, err))
     # The CLI prints the client part even when the daemon is down, with ServerErrors.
     errors = info.get("ServerErrors") or []
-    if errors or not info.get("ServerVersion"):
-        return None, client_version, "docker engine not reachable: %s" % ("; ".join(errors) or "no ServerVersion")
+    if rc != 0 or errors or not info.get("ServerVersion"):
+        return None, client_version, "docker engine not reachable: %s" % (
+            "; ".join(errors) or first_line(out, err) or "no ServerVersion")
     return info, client_version, None
 
 

@@ -107,3 +107,21 @@ def test_real_gpu_probe_fails_without_gpu(tmp_path):
     probe = facts["probe"]
     assert probe["ran"] is True and probe["ok"] is False and probe["rc"] != 0
     assert probe["error"]  # e.g. 'could not select device driver "" with capabilities: [[gpu]]'
+
+
+def test_one_docker_info_run_gives_the_client_version_and_an_old_cli_falls_back():
+    calls = []
+
+    def runner(args):
+        calls.append(args[1])
+        if args[1] == "version":
+            return 0, '"18.06.1-ce"\n', ""
+        info = {"ServerVersion": "24.0.7", "Runtimes": {"runc": {}}}
+        if len(calls) == 1:
+            info["ClientInfo"] = {"Version": "28.2.2"}
+        return 0, json.dumps(info), ""
+    info, client, error = cr.query_cli(runner, "docker")
+    assert calls == ["info"] and client == "28.2.2" and error is None and info["ServerVersion"] == "24.0.7"
+    calls[:] = ["earlier"]
+    _info, client, error = cr.query_cli(runner, "docker")
+    assert calls == ["earlier", "info", "version"] and client == "18.06.1-ce" and error is None
