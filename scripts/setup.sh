@@ -63,9 +63,25 @@ ansible_test_offline() {
   cp "$REPO_ROOT/scripts/lib/get_pip_offline.py" "$cache/$name"
 }
 
+# After a machine restart the old pid files can name a process that now is something else (dockerd
+# then waits for a containerd that is not there and gives up): drop those that do not name their daemon.
+clear_stale_pid_files() {
+  local file pid want
+  for file in /var/run/docker/containerd/containerd.pid:containerd /var/run/docker.pid:dockerd; do
+    want="${file##*:}"; file="${file%:*}"
+    [ -f "$file" ] || continue
+    pid="$(cat "$file")"
+    if [ "$(ps -p "$pid" -o comm= 2>/dev/null)" != "$want" ]; then
+      log "removing stale $file (pid $pid is not $want)"
+      rm -f "$file"
+    fi
+  done
+}
+
 docker_daemon() {
   if docker info >/dev/null 2>&1; then return 0; fi
   command -v dockerd >/dev/null || die "no dockerd found; install docker.io"
+  clear_stale_pid_files
   log "starting dockerd (no systemd here)"
   nohup dockerd >"$CACHE_DIR/dockerd.log" 2>&1 &
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && return 0; sleep 1; done
