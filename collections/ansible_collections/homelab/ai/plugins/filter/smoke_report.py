@@ -11,7 +11,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.homelab.ai.plugins.module_utils import smoke_report as sr
 
 
-def smoke_report(benchmarks, model, plan=None, min_tokens_per_second=None, tolerance=None,
+def smoke_report(benchmarks, model=None, plan=None, min_tokens_per_second=None, tolerance=None,
                  check_dashboard=True, dashboard_gate=True, status_page=None,
                  check_image_server=True, image=None, image_file=None, check_mode=False):
     """The smoke test's report (status/smoke.json) from the checks' registered results."""

@@ -434,6 +434,37 @@ def write_report(path, report):
         raise
 
 
+def settle_plan_and_model(model=None, plan=None, plan_path=None):
+    """(plan, model) to measure with: the plan given, else the planner's file at plan_path (a missing
+    file is no plan); the model given, else the plan's served_model_name or model.
+
+    Raises BenchmarkError when the file is not a JSON object, or when no model is known (the smoke test
+    never guesses which model the server must serve).
+    """
+    read_from = None
+    if not plan and plan_path:
+        try:
+            with open(plan_path) as handle:
+                plan = json.load(handle)
+            read_from = plan_path
+        except FileNotFoundError:
+            plan = None
+        except (OSError, ValueError) as exc:
+            raise BenchmarkError("cannot read the plan %s: %s (the vllm role writes it; remove or rewrite it)"
+                                 % (plan_path, exc))
+        if plan is not None and not isinstance(plan, dict):
+            raise BenchmarkError("the plan %s is not a JSON object (the vllm role writes it; remove or rewrite it)"
+                                 % plan_path)
+    plan = plan or {}
+    model = model or plan.get("served_model_name") or plan.get("model")
+    if not model:
+        where = ("%s has neither served_model_name nor model" % read_from if read_from
+                 else "%s does not exist" % plan_path if plan_path else "no plan was given")
+        raise BenchmarkError("llm_benchmark does not know which model the server must serve: %s. Set model, or let "
+                             "the planner write its plan (with served_model_name or model) first." % where)
+    return plan, model
+
+
 def run_benchmark(params, check_mode=False, clock=time.perf_counter):
     """Checks, warm-up, measurement and gate. Raises BenchmarkError for failed checks.
 
@@ -510,5 +541,5 @@ def format_failure(result):
     return " ".join(parts)
 
 
-__all__ = ["BenchmarkError", "Endpoint", "check_health", "check_model", "run_benchmark",
+__all__ = ["BenchmarkError", "Endpoint", "check_health", "check_model", "run_benchmark", "settle_plan_and_model",
            "evaluate_gate", "explain", "write_report", "format_failure", "parse_prometheus_sum"]

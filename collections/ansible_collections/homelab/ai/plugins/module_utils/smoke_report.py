@@ -24,7 +24,9 @@ from ansible.module_utils.parsing.convert_bool import boolean
 
 # Bookkeeping a registered task result carries that is no measurement: left out of the report's copy
 # of the direct run (``direct``), with the loop's own keys (the item and the name of its variable).
-RESULT_BOOKKEEPING = ("requests", "invocation", "changed", "failed")
+# Left out of the report's copy of the direct run: the requests, the task's bookkeeping, and the plan
+# (status/plan.json has it; the report keeps its expected and ceiling rates).
+RESULT_BOOKKEEPING = ("requests", "invocation", "changed", "failed", "plan")
 LOOP_BOOKKEEPING = ("ansible_loop_var", "ansible_index_var", "ansible_loop")
 # ansible_failed_result (what a rescue sees) also keeps the executor's own keys, which register drops.
 INTERNAL_PREFIX = "_ansible_"
@@ -110,13 +112,14 @@ def _side_checks(via, via_error, check_dashboard, dashboard_gate, status_page, c
     return image_ok, status_ok, via_ok
 
 
-def smoke_report(benchmarks, model, plan=None, min_tokens_per_second=None, tolerance=None,
+def smoke_report(benchmarks, model=None, plan=None, min_tokens_per_second=None, tolerance=None,
                  check_dashboard=True, dashboard_gate=True, status_page=None,
                  check_image_server=True, image=None, image_file=None, check_mode=False, now=None):
     """The report (status/smoke.json) from the checks' registered results.
 
     benchmarks: the looped llm_benchmark task's registered result (see ``benchmark_runs``).
-    model, plan, min_tokens_per_second, tolerance, check_dashboard, dashboard_gate, check_image_server:
+    model, plan: what llm_benchmark measured with (its ``model`` and ``plan`` results, direct run first)
+    when not given. min_tokens_per_second, tolerance, check_dashboard, dashboard_gate, check_image_server:
     the role's settled variables. status_page: the dashboard status page's uri result. image,
     image_file: the generate request's uri result and the slurp of the PNG it wrote.
     check_mode: ``ansible_check_mode`` (nothing is judged then). now: the timestamp when the direct
@@ -126,10 +129,14 @@ def smoke_report(benchmarks, model, plan=None, min_tokens_per_second=None, toler
     that ran failed: the run through the dashboard (its gate only when ``dashboard_gate``), the status
     page, the image server. A check that did not run (turned off, or check mode) is None in the report.
     """
-    plan = plan if isinstance(plan, dict) else {}
     runs = benchmark_runs(benchmarks)
     direct, direct_error = runs["direct"]
     via, via_error = runs["via_dashboard"]
+    if model is None:
+        model = direct.get("model") or via.get("model") or ""
+    if plan is None:
+        plan = direct.get("plan") or via.get("plan")
+    plan = plan if isinstance(plan, dict) else {}
     measured = direct.get("measured", False)
     image_ok, status_ok, via_ok = _side_checks(via, via_error, check_dashboard, dashboard_gate, status_page,
                                                check_image_server, image_file, check_mode)

@@ -34,9 +34,11 @@ options:
     type: str
     required: true
   model:
-    description: The model the plan expects the server to serve (its C(id) in C(/v1/models)).
+    description:
+      - The model the plan expects the server to serve (its C(id) in C(/v1/models)).
+      - Defaults to the plan's C(served_model_name) (or C(model)), from O(plan) or O(plan_path); the task
+        fails when neither gives one.
     type: str
-    required: true
   api_key:
     description: "Sent as C(Authorization: Bearer <key>). A 401 is reported as a missing or wrong key."
     type: str
@@ -89,6 +91,11 @@ options:
         C(expected_tokens_per_second) (what the gate is compared with), C(ceiling_tokens_per_second)
         (the bandwidth bound; C(predicted_tokens_per_second) in older plans), C(engine), C(env).
     type: dict
+  plan_path:
+    description:
+      - Read the plan from this JSON file on the host the module runs on when O(plan) is not given (the vllm
+        role writes it as C(status/plan.json)). A missing file is no plan; a file that is not a JSON object fails.
+    type: path
   gpu:
     description: GPU facts with C(memory_total) and C(memory_free) (MiB), used to explain a failed gate.
     type: dict
@@ -161,6 +168,12 @@ EXAMPLES = r"""
     fail_on_gate: false
     label: via_dashboard
   register: via_dashboard
+
+- name: Measure the model the planner's plan names (its served_model_name), explaining a failed gate from it
+  homelab.ai.llm_benchmark:
+    url: http://127.0.0.1:8000
+    plan_path: /var/lib/homelab/status/plan.json
+    min_tokens_per_second: 19
 """
 
 RETURN = r"""
@@ -283,6 +296,10 @@ model:
   description: The model checked and measured.
   returned: always
   type: str
+plan:
+  description: The plan used to explain the gate (O(plan), or what O(plan_path) held); empty without one.
+  returned: always
+  type: dict
 endpoint:
   description: chat or completions.
   returned: always
@@ -319,6 +336,7 @@ from ansible_collections.homelab.ai.plugins.module_utils.llm_benchmark import (
     BenchmarkError,
     format_failure,
     run_benchmark,
+    settle_plan_and_model,
     write_report,
 )
 
@@ -327,7 +345,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             url=dict(type="str", required=True),
-            model=dict(type="str", required=True),
+            model=dict(type="str"),
             api_key=dict(type="str", no_log=True),
             endpoint=dict(type="str", default="chat", choices=["chat", "completions"]),
             prompt=dict(type="str"),
@@ -340,6 +358,7 @@ def main():
             tolerance=dict(type="float", default=0.1),
             max_ttft_ms=dict(type="float"),
             plan=dict(type="dict"),
+            plan_path=dict(type="path"),
             gpu=dict(type="dict"),
             fail_on_gate=dict(type="bool", default=True),
             report_path=dict(type="path"),
@@ -359,9 +378,15 @@ def main():
     if not 0 <= p["tolerance"] < 1:
         module.fail_json(msg="tolerance is a fraction in [0, 1), e.g. 0.1 (got %g)" % p["tolerance"])
     try:
-        result = run_benchmark(p, check_mode=module.check_mode)
+        plan, model = settle_plan_and_model(p["model"], p["plan"], p["plan_path"])
     except BenchmarkError as exc:
         module.fail_json(msg=str(exc), url=p["url"], model=p["model"])
+    p.update(plan=plan, model=model)
+    try:
+        result = run_benchmark(p, check_mode=module.check_mode)
+    except BenchmarkError as exc:
+        module.fail_json(msg=str(exc), url=p["url"], model=model, plan=plan)
+    result["plan"] = plan
     if p["report_path"] and not module.check_mode:
         try:
             write_report(p["report_path"], result)

@@ -53,14 +53,17 @@ options:
     type: str
     required: true
   gpus:
-    description: GPUs as C(ansible_facts.gpus) of M(homelab.ai.gpu_facts); empty for a CPU host.
+    description:
+      - GPUs as C(ansible_facts.gpus) of M(homelab.ai.gpu_facts); empty for a CPU host.
+      - Omitted, the module detects them on the host as M(homelab.ai.host_facts) does (C(nvidia-smi)) and
+        returns them in RV(ansible_facts), so a play without the gpu_host role needs no detection task.
     type: list
     elements: dict
-    default: []
   wsl:
-    description: C(ansible_facts.wsl) of M(homelab.ai.wsl_facts) (C(is_wsl), C(kernel_release)...).
+    description:
+      - C(ansible_facts.wsl) of M(homelab.ai.wsl_facts) (C(is_wsl), C(kernel_release)...).
+      - Omitted, detected on the host (files only) and returned in RV(ansible_facts), as for O(gpus).
     type: dict
-    default: {}
   vllm_version:
     description: vLLM release to plan for, e.g. C(0.32.0).
     type: str
@@ -251,6 +254,11 @@ options_table:
   returned: success
   type: list
   elements: str
+ansible_facts:
+  description: What the module detected because O(gpus) or O(wsl) was omitted (C(wsl); C(gpus) and C(gpu_summary)).
+  returned: success
+  type: dict
+  sample: {}
 """
 
 import json
@@ -260,6 +268,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.homelab.ai.plugins.module_utils import vllm_plan as planner
 from ansible_collections.homelab.ai.plugins.module_utils.gpu_ledger import GpuFactsError
+from ansible_collections.homelab.ai.plugins.module_utils.host_detect import detect
 from ansible_collections.homelab.ai.plugins.module_utils import model_registry
 from ansible_collections.homelab.ai.plugins.module_utils.model_registry import RegistryError
 from ansible_collections.homelab.ai.plugins.module_utils.vllm_releases import UnsupportedRelease
@@ -296,8 +305,8 @@ def main():
             model=dict(type="dict"),
             models=dict(type="dict"),
             name=dict(type="str", required=True),
-            gpus=dict(type="list", elements="dict", default=[]),
-            wsl=dict(type="dict", default={}),
+            gpus=dict(type="list", elements="dict"),
+            wsl=dict(type="dict"),
             vllm_version=dict(type="str", required=True),
             max_model_len=dict(type="str"),
             gpu_memory_utilization=dict(type="float", default=0.9),
@@ -331,9 +340,13 @@ def main():
     elif max_len == "":
         max_len = None
     previous = p["previous"] or read_previous(module, p["previous_fact"])
+    # What the play did not detect, this run detects (host_facts' own code), and hands back as facts.
+    detected = detect(module, [aspect for aspect, given in (("wsl", p["wsl"]), ("gpu", p["gpus"])) if given is None])
+    gpus = p["gpus"] if p["gpus"] is not None else detected["gpus"]
+    wsl = p["wsl"] if p["wsl"] is not None else detected["wsl"]
     try:
         result = planner.plan(
-            model, p["gpus"], p["wsl"], p["vllm_version"], name=p["name"], max_model_len=max_len,
+            model, gpus, wsl, p["vllm_version"], name=p["name"], max_model_len=max_len,
             gpu_memory_utilization=p["gpu_memory_utilization"], min_tokens_per_second=p["min_tokens_per_second"],
             allow_cpu_offload=p["allow_cpu_offload"], pcie_gbps=p["pcie_gbps"],
             cpu_kvcache_space_gib=p["cpu_kvcache_space_gib"], cpu_has_compiler=p["cpu_has_compiler"],
@@ -345,7 +358,7 @@ def main():
                          choices=(exc.plan or {}).get("choices", []))
     except (RegistryError, UnsupportedRelease, GpuFactsError) as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, plan=result, options_table=planner.options_table(result))
+    module.exit_json(changed=False, plan=result, options_table=planner.options_table(result), ansible_facts=detected)
 
 
 if __name__ == "__main__":

@@ -441,3 +441,34 @@ def test_gate_is_compared_with_the_expectation_not_the_ceiling():
     assert lb._plan_speed_explanations(plan, 10.0) == []
     old_plan = {"predicted_tokens_per_second": 5.0}          # plans before 0.2 named the ceiling so
     assert "ceiling for this plan (5.0" in lb._plan_speed_explanations(old_plan, 17.1)[0]
+
+
+def test_the_plan_file_gives_the_plan_and_the_model(tmp_path):
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"served_model_name": "qwen3-32b-awq", "model": "Qwen/Qwen3-32B-AWQ", "enforce_eager": False}))
+    assert lb.settle_plan_and_model(plan_path=str(path)) == (
+        {"served_model_name": "qwen3-32b-awq", "model": "Qwen/Qwen3-32B-AWQ", "enforce_eager": False}, "qwen3-32b-awq")
+    # A model given wins; a plan given is used as it is and the file is not read.
+    assert lb.settle_plan_and_model("other", plan_path=str(path))[1] == "other"
+    assert lb.settle_plan_and_model(plan={"model": "m"}, plan_path=str(tmp_path / "nope")) == ({"model": "m"}, "m")
+
+
+def test_a_missing_plan_file_is_no_plan_but_no_model_is_refused(tmp_path):
+    missing = str(tmp_path / "plan.json")
+    assert lb.settle_plan_and_model("m", plan_path=missing) == ({}, "m")
+    with pytest.raises(lb.BenchmarkError, match="does not know which model.*plan.json does not exist"):
+        lb.settle_plan_and_model(plan_path=missing)
+    (tmp_path / "plan.json").write_text("{}")
+    with pytest.raises(lb.BenchmarkError, match="plan.json has neither served_model_name nor model"):
+        lb.settle_plan_and_model(plan_path=missing)
+    with pytest.raises(lb.BenchmarkError, match="no plan was given"):
+        lb.settle_plan_and_model()
+
+
+@pytest.mark.parametrize("text, error", [("not json", "cannot read the plan"), ("[1, 2]", "is not a JSON object")])
+def test_a_plan_file_that_is_not_a_json_object_is_refused_by_name(tmp_path, text, error):
+    path = tmp_path / "plan.json"
+    path.write_text(text)
+    with pytest.raises(lb.BenchmarkError, match=error) as exc:
+        lb.settle_plan_and_model("m", plan_path=str(path))
+    assert str(path) in str(exc.value)

@@ -219,3 +219,23 @@ def test_the_default_timestamp_is_utc_iso_without_offset():
     del direct["timestamp"]
     stamp = report(loop(direct, run("via_dashboard")))["timestamp"]
     assert "T" in stamp and "+" not in stamp and not stamp.endswith("Z")
+
+
+def test_model_and_plan_default_to_what_llm_benchmark_measured_with():
+    measured = loop(run("direct", model="qwen3-32b-awq", plan=PLAN), run("via_dashboard", model="qwen3-32b-awq", plan=PLAN))
+    r = sr.smoke_report(measured, min_tokens_per_second=19, tolerance=0.1, status_page=STATUS_200,
+                        image=IMAGE_200, image_file=PNG)
+    assert r["passed"] is True and r["model"] == "qwen3-32b-awq"
+    assert (r["planned_expected_tokens_per_second"], r["planned_ceiling_tokens_per_second"]) == (19.0, 31.2)
+    # The report keeps the plan's rates, not a second copy of status/plan.json.
+    assert "plan" not in r["direct"]
+
+
+def test_a_benchmark_that_could_not_tell_the_model_is_a_failed_report_that_says_why():
+    msg = ("llm_benchmark does not know which model the server must serve: /var/lib/homelab/status/plan.json does "
+           "not exist. Set model, or let the planner write its plan (with served_model_name or model) first.")
+    failing = dict(failed_run("direct", msg), model=None)
+    r = sr.smoke_report(loop(failing, dict(failed_run("via_dashboard", msg), model=None)), status_page=STATUS_200,
+                        image=IMAGE_200, image_file=PNG)
+    assert r["passed"] is False and r["model"] == "" and r["error"] == msg
+    assert r["planned_expected_tokens_per_second"] is None
