@@ -247,15 +247,17 @@ def gather(runner, nvidia_smi_path=None, path_env=None, executable=None):
     is usable and ``gpus`` is then empty.
     """
     warnings = []
-    path, searched = find_nvidia_smi(nvidia_smi_path, path_env=path_env, executable=executable)
+    path, dummy = find_nvidia_smi(nvidia_smi_path, path_env=path_env, executable=executable)
     if path is None:
         if nvidia_smi_path:
             reason = ("nvidia_smi_path=%s is not an executable file; point it at nvidia-smi "
                       "(on WSL2: %s) or leave it empty to search PATH" % (nvidia_smi_path, WSL_NVIDIA_SMI))
         else:
-            reason = ("nvidia-smi not found on PATH (%d places) nor at %s; install the NVIDIA driver "
+            # No count of PATH's entries: gpu_host.fact keeps this reason, and a run through
+            # scripts/deploy.sh (its venv first on PATH) must not rewrite what a direct run wrote.
+            reason = ("nvidia-smi not found on PATH nor at %s; install the NVIDIA driver "
                       "(on WSL2: the Windows driver, which provides it there) or set nvidia_smi_path"
-                      % (len(set(searched)) - 1, WSL_NVIDIA_SMI))
+                      % (WSL_NVIDIA_SMI,))
         return [], summarise([], None, warnings, reason)
 
     rc, out, err = runner([path])
