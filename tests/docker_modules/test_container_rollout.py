@@ -130,3 +130,33 @@ def test_check_mode_previews_a_pull_on_a_fresh_host(prefix):
     # Without pull the same preview is an error naming the fix, as for a real run.
     res = rollout(prefix + "-p", missing, _check=True)
     assert res.get("failed") and "not found" in res["msg"]
+
+
+def test_init_containers_prepare_the_volume_before_a_start_and_never_on_a_no_op(prefix, images):
+    """The real daemon: an init container writes into the service's volume (mounted writable for it while the
+    service mounts it read-only), as root with only CHOWN, then is gone; a no-op starts none; a failing one
+    leaves the running deployment serving."""
+    name = prefix + "-i-svc"
+    seed = {"name": "seed", "user": "0:0", "cap_add": ["CHOWN"], "entrypoint": ["sh", "-c"],
+            "volumes": [prefix + "-i-data:/data"],
+            "command": ["date +%s%N > /data/seeded.txt && chown 4321 /data/seeded.txt && echo seeded"]}
+    args = dict(name=name, volumes=[prefix + "-i-data:/data:ro"], init_containers=[seed])
+    first = rollout(prefix + "-i", images["good"], **args)
+    assert first["changed"] and not first.get("failed"), first.get("msg")
+    assert first["init_containers"] == [{"name": name + "-init-seed", "exit_code": 0, "output": "seeded"}]
+    assert "ran init container %s-init-seed: seeded" % name in first["actions"]
+    status, seeded = http_get("/seeded.txt")
+    assert status == 200 and docker("exec", name, "stat", "-c", "%u", "/data/seeded.txt") == "4321"
+    assert docker("ps", "-a", "-q", "-f", "name=%s-init-" % name) == ""          # removed after it ran
+
+    again = rollout(prefix + "-i", images["good"], **args)
+    assert not again["changed"] and "init_containers" not in again
+    assert http_get("/seeded.txt") == (200, seeded)                              # it did not run again
+
+    broken = dict(seed, command=["echo 'disk full' >&2; exit 7"])
+    failed = rollout(prefix + "-i", images["good2"], **dict(args, init_containers=[broken]))
+    assert failed.get("failed") and "(exit code 7)" in failed["msg"] and "disk full" in failed["msg"]
+    assert "keeps serving" in failed["msg"]
+    assert docker("inspect", "-f", "{{.Id}}", name) == first["container"]["id"]   # untouched, still serving
+    assert http_get("/seeded.txt") == (200, seeded)
+    assert docker("ps", "-a", "-q", "-f", "name=%s-init-" % name) == ""

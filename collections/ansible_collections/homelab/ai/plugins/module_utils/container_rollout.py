@@ -33,6 +33,7 @@ from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
     is_not_found,
     parse_duration,
     resolve_docker_host,
+    run_to_completion,
     stable_hash,
     to_nanoseconds,
 )
@@ -216,8 +217,50 @@ def normalize_log_config(driver, options):
     return {"type": driver, "config": options}
 
 
+def _volume_text(v):
+    return "%s:%s:%s" % (v["source"], v["target"], "ro" if v["read_only"] else "rw")
+
+
+def normalize_init_containers(items):
+    """The init containers as they are hashed: name, command, entrypoint, user, cap_add, timeout.
+
+    Raises ValueError naming the entry for a missing or bad name, a name given twice or no command.
+    """
+    out = []
+    for index, item in enumerate(items or []):
+        name = str(item.get("name") or "")
+        where = "init_containers[%d]" % index
+        if not _NAME_RE.match(name):
+            raise ValueError("%s: name %r is not a short name (letters, digits, '_', '.', '-')" % (where, name))
+        if name in [o["name"] for o in out]:
+            raise ValueError("%s: name %r is given twice" % (where, name))
+        if not item.get("command"):
+            raise ValueError("%s (%s) has no command" % (where, name))
+        out.append({
+            "name": name,
+            "command": [str(x) for x in item["command"]],
+            "entrypoint": [str(x) for x in item["entrypoint"]] if item.get("entrypoint") is not None else None,
+            "user": item.get("user"),
+            "cap_add": sorted(item.get("cap_add") or []),
+            "timeout": int(item.get("timeout") or 600),
+            # Its own mounts (a service that mounts a volume read-only may need it writable here), else the service's.
+            "volumes": ([_volume_text(parse_volume(v)) for v in item["volumes"]]
+                        if item.get("volumes") is not None else None),
+        })
+    return out
+
+
 def desired_config(params):
     """The canonical, secret-free description of the container: hashed, labelled, diffed."""
+    config = _container_config(params)
+    # Only when there are some: a deployment made before init containers existed keeps its hash.
+    init_containers = normalize_init_containers(params.get("init_containers"))
+    if init_containers:
+        config["init_containers"] = init_containers
+    return config
+
+
+def _container_config(params):
     ports = sorted((parse_port(p) for p in params.get("ports") or []), key=port_key)
     volumes = [parse_volume(v) for v in params.get("volumes") or []]
     return {
@@ -226,7 +269,7 @@ def desired_config(params):
         "env": dict((str(k), str(v)) for k, v in sorted((params.get("env") or {}).items())),
         "secret_env_keys": sorted(str(k) for k in (params.get("secret_env") or {})),
         "ports": [port_key(p) for p in ports],
-        "volumes": ["%s:%s:%s" % (v["source"], v["target"], "ro" if v["read_only"] else "rw") for v in volumes],
+        "volumes": [_volume_text(v) for v in volumes],
         "networks": list(params.get("networks") or []),
         "network_aliases": sorted(params.get("network_aliases") or []),
         "device_requests": normalize_device_requests(params.get("device_requests")),
@@ -606,9 +649,12 @@ class Rollout:
                     self.client.create_network(net, driver="bridge", labels={MANAGED_LABEL: MANAGER})
                 self.act("created network %s (bridge)" % net)
 
+    def _binds(self):
+        return [_volume_text(v) for v in self.volumes]
+
     def _host_config(self):
         c = self.client
-        binds = ["%s:%s:%s" % (v["source"], v["target"], "ro" if v["read_only"] else "rw") for v in self.volumes]
+        binds = self._binds()
         port_bindings = {}
         for p in self.ports:
             key = "%d/%s" % (p["container_port"], p["proto"])
@@ -666,6 +712,34 @@ class Rollout:
             c.connect_container_to_network(cid, net, aliases=aliases)
         self.act("created container %s (%s) from image %s" % (self.name, cid[:12], image_id))
         return cid
+
+    def _run_init_containers(self, image_id, result):
+        """Run the service's init containers in order, before a container of it starts. One that fails
+        stops the rollout before anything running is touched."""
+        for init in self.config.get("init_containers") or []:
+            name = "%s-init-%s" % (self.name, init["name"])
+            if self.check_mode:
+                self.act("would run init container %s" % name)
+                continue
+            stale = inspect_container_or_none(self.client, name)
+            if stale is not None:  # left by a run that was killed while it ran
+                self._remove(stale["Id"], "leftover init container %s" % name)
+            host_config = self.client.create_host_config(
+                binds=(init["volumes"] if init["volumes"] is not None else self._binds()) or None,
+                network_mode="none", cap_drop=["ALL"], cap_add=init["cap_add"] or None,
+                security_opt=["no-new-privileges"], log_config=self.config["log_config"], auto_remove=False)
+            rc, output = run_to_completion(
+                self.client, image_id, init["command"], init["timeout"], what="init container %s" % name, name=name,
+                entrypoint=init["entrypoint"], user=init["user"], labels={MANAGED_LABEL: MANAGER}, host_config=host_config)
+            lines = output.strip().splitlines()
+            result.setdefault("init_containers", []).append(
+                {"name": name, "exit_code": rc, "output": "\n".join(lines[-LOG_TAIL:])})
+            if rc != 0:
+                raise HomelabDockerError(
+                    "Init container %s of %s failed (exit code %s); nothing running was touched, the current deployment "
+                    "keeps serving. Fix the init container's command or what it reads, then rerun.\nLast %d log lines:\n%s"
+                    % (name, self.name, rc, LOG_TAIL, "\n".join(lines[-LOG_TAIL:])), **result)
+            self.act("ran init container %s: %s" % (name, lines[-1][:200] if lines else "(no output)"))
 
     def _start(self, cid, what):
         try:
@@ -921,6 +995,7 @@ class Rollout:
         if status in ("running", "restarting"):
             self.client.stop(current["Id"], timeout=int(self.p.get("stop_timeout") or 10))
             self.act("stopped %s: %s" % (self.name, why))
+        self._run_init_containers(current["Image"], result)
         current = self.client.inspect_container(current["Id"])
         err = self._start(current["Id"], "existing container %s" % self.name)
         ok, reason, last = (False, err, current) if err else self._gate(current)
@@ -1009,6 +1084,7 @@ class Rollout:
 
     def _replace(self, current, image_id, result):
         self._refuse_port_conflicts(current)
+        self._run_init_containers(image_id, result)
         was_running = self._park(current, self.previous_name, "replacing", "new") if current else False
         if current is None:
             self.journal.write(phase="creating", name=self.name, previous_id=None, candidate_id=None,
@@ -1069,6 +1145,7 @@ class Rollout:
                 return self._keep_unchanged(current, result)
             result["changed"] = True
             if self.check_mode:
+                self._run_init_containers(image["Id"], result)
                 self.act("would %s %s with image %s" % ("replace" if current else "create", self.name, image["Id"]))
                 result["container"] = self._summary(current) if current else None
                 return result

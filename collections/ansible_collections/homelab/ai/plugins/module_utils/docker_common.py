@@ -195,6 +195,39 @@ def daemon_now(client):
     return time.time()
 
 
+def run_to_completion(client, image, command, timeout, what="check container", **create_kwargs):
+    """Run ``command`` in a throwaway container of ``image`` until it exits; return (rc, output).
+
+    rc is None when the container did not start or did not finish within ``timeout`` seconds (it is
+    killed then); output is its last 200 log lines, with what went wrong appended. ``create_kwargs`` go
+    to ``create_container`` (name, entrypoint, user, labels, host_config...). The container is removed
+    in every case.
+    """
+    create_kwargs.setdefault("host_config", client.create_host_config(auto_remove=False))
+    container = client.create_container(image, command=command, detach=True, **create_kwargs)
+    cid = container["Id"]
+    try:
+        try:
+            client.start(cid)
+        except Exception as exc:  # e.g. the executable does not exist in the image
+            return None, "%s did not start: %s" % (what, getattr(exc, "explanation", None) or exc)
+        try:
+            rc = client.wait(cid, timeout=timeout).get("StatusCode")
+        except Exception as exc:  # requests' ReadTimeout, ConnectionError
+            try:
+                client.kill(cid)
+            except Exception:
+                pass
+            output = client.logs(cid, stdout=True, stderr=True, tail=200).decode("utf-8", "replace")
+            return None, output + "\n[%s did not finish within %ss: %s]" % (what, timeout, exc)
+        return rc, client.logs(cid, stdout=True, stderr=True, tail=200).decode("utf-8", "replace")
+    finally:
+        try:
+            client.remove_container(cid, force=True)
+        except Exception:
+            pass
+
+
 def stable_hash(obj):
     """sha256 of a canonical JSON rendering (sorted keys, no whitespace)."""
     data = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)

@@ -32,6 +32,7 @@ from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
     inspect_image_or_none,
     is_not_found,
     parse_docker_time,
+    run_to_completion,
     split_image_ref,
     stable_hash,
 )
@@ -536,33 +537,8 @@ def _resolve_paths(params):
 
 def _run_check(client, image_id, command, timeout):
     """Run command in a throwaway container of image_id; return (rc, output)."""
-    container = client.create_container(image_id, command=command, detach=True,
-                                        labels={"homelab.ai.purpose": "image_build-check"},
-                                        host_config=client.create_host_config(auto_remove=False))
-    cid = container["Id"]
-    try:
-        try:
-            client.start(cid)
-        except Exception as exc:  # e.g. the executable does not exist in the image
-            return None, "check container did not start: %s" % (getattr(exc, "explanation", None) or exc)
-        try:
-            result = client.wait(cid, timeout=timeout)
-            rc = result.get("StatusCode")
-        except Exception as exc:  # requests' ReadTimeout, ConnectionError
-            try:
-                client.kill(cid)
-            except Exception:
-                pass
-            rc = None
-            output = client.logs(cid, stdout=True, stderr=True, tail=200).decode("utf-8", "replace")
-            return rc, output + "\n[check_command did not finish within %ss: %s]" % (timeout, exc)
-        output = client.logs(cid, stdout=True, stderr=True, tail=200).decode("utf-8", "replace")
-        return rc, output
-    finally:
-        try:
-            client.remove_container(cid, force=True)
-        except Exception:
-            pass
+    return run_to_completion(client, image_id, command, timeout, what="check container",
+                             labels={"homelab.ai.purpose": "image_build-check"})
 
 
 def _remove_tag(client, ref):

@@ -113,6 +113,51 @@ options:
     type: list
     elements: str
     default: []
+  init_containers:
+    description:
+      - One-shot containers run to completion, in order, just before this module starts a container of the
+        service (a new deployment, or an unchanged one that is stopped or failing); never while a healthy
+        unchanged deployment is left serving, so a run that changes nothing starts none of them.
+      - Each runs the service's image with the service's O(volumes) (or its own), no network, every capability dropped
+        but its own O(init_containers[].cap_add), C(no-new-privileges) and the service's log options, as
+        C(<name>-init-<init name>), and is removed afterwards. A non-zero exit fails the task before anything
+        running is touched, with the container's last log lines.
+      - They are part of the deployment's configuration - changing one replaces the container (and runs them).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: A short name, unique in the list (letters, digits, C(_), C(.), C(-)).
+        type: str
+        required: true
+      command:
+        description: The command, as a list.
+        type: list
+        elements: str
+        required: true
+      entrypoint:
+        description: Overrides the image's entrypoint.
+        type: list
+        elements: str
+      user:
+        description: C(uid[:gid]) to run as; the image's user when omitted.
+        type: str
+      volumes:
+        description:
+          - Its mounts, as O(volumes) takes them; the service's when omitted (a service that mounts its model
+            volume read-only gives its init container the same volume writable this way).
+        type: list
+        elements: str
+      cap_add:
+        description: Capabilities it keeps (for example C(CHOWN) to give a volume to the service's user).
+        type: list
+        elements: str
+        default: []
+      timeout:
+        description: Seconds it may run before it is killed and the task fails.
+        type: int
+        default: 600
   networks:
     description:
       - Networks to attach, the first as the primary one. A missing user-defined network is created
@@ -309,6 +354,20 @@ EXAMPLES = r"""
     health_timeout: 300
     progress_path: /var/log/homelab/image-server-rollout.log
 
+- name: Roll out vLLM; before a container starts, give the model volume to its non-root user
+  homelab.ai.container_rollout:
+    name: homelab-vllm
+    image: vllm/vllm-openai:v0.32.0
+    user: "1000:1000"
+    volumes: ["vllm-models:/models"]
+    init_containers:
+      - name: volume-owner
+        user: "0:0"
+        entrypoint: [sh, -c]
+        command: ["chown -R 1000:1000 /models && echo done"]
+        cap_add: [CHOWN, DAC_OVERRIDE, FOWNER]
+    health_url: http://127.0.0.1:8000/health
+
 - name: Return vLLM to the deployment before the current one (kept as homelab-vllm-rollback)
   homelab.ai.container_rollout:
     name: homelab-vllm
@@ -377,6 +436,12 @@ lock_wait:
   description: Who held this container's rollout lock when this run had to wait for it; null when it did not wait.
   returned: always
   type: str
+init_containers:
+  description: The init containers this run ran, in order (C(name), C(exit_code), C(output) as their last log lines).
+  returned: when one ran
+  type: list
+  elements: dict
+  sample: [{"name": "homelab-vllm-init-volume-owner", "exit_code": 0, "output": "unchanged"}]
 failed_container:
   description:
     - Evidence about the failed new container (cause, exit_code, exit_codes from the daemon's die events,
@@ -407,6 +472,15 @@ def main():
             secret_env=dict(type="dict", default={}, no_log=True),
             ports=dict(type="list", elements="str", default=[]),
             volumes=dict(type="list", elements="str", default=[]),
+            init_containers=dict(type="list", elements="dict", default=[], options=dict(
+                name=dict(type="str", required=True),
+                command=dict(type="list", elements="str", required=True),
+                entrypoint=dict(type="list", elements="str"),
+                user=dict(type="str"),
+                volumes=dict(type="list", elements="str"),
+                cap_add=dict(type="list", elements="str", default=[]),
+                timeout=dict(type="int", default=600),
+            )),
             networks=dict(type="list", elements="str", default=[]),
             network_aliases=dict(type="list", elements="str", default=[]),
             device_requests=dict(type="list", elements="dict", default=[], options=dict(

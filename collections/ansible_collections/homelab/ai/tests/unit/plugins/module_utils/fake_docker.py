@@ -14,7 +14,8 @@ driven directly. It has the daemon's teeth where the modules depend on them:
   with an empty policy name changes nothing (dockerd: daemon/update.go);
 - state moves with a clock: an image's `fake.behaviour` label says what its containers do once
   started (healthy, crash, loop, unhealthy, slow:N) and inspect reports it as time passes;
-- host configs are built by the SDK's own create_host_config, so an argument it refuses is refused.
+- host configs are built by the SDK's own create_host_config, so an argument it refuses is refused;
+- a one-shot container (wait) exits 1 when its command has the word 'fail' in it, else 0.
 Errors are the SDK's own classes (docker.errors.NotFound / APIError) with a status code.
 """
 
@@ -226,7 +227,8 @@ class FakeDockerClient:
             "Id": cid, "Name": "/" + (name or cid[:12]), "Image": img["Id"], "RestartCount": 0,
             "Created": _rfc3339(self.clock.now),
             "Config": {"Labels": dict(labels or {}), "Image": image, "Healthcheck": healthcheck,
-                       "Env": kwargs.get("environment")},
+                       "Env": kwargs.get("environment"), "Cmd": kwargs.get("command"),
+                       "User": kwargs.get("user") or ""},
             "HostConfig": dict(host_config or {}),
             "State": {"Status": "created", "Running": False, "ExitCode": 0, "Error": "", "OOMKilled": False},
             "_behaviour": ((img.get("Config") or {}).get("Labels") or {}).get(BEHAVIOUR_LABEL, "healthy"),
@@ -265,6 +267,22 @@ class FakeDockerClient:
         c["_started_at"] = None
         c["State"].update({"Status": "exited", "Running": False})
         c["State"].pop("Health", None)
+
+    def wait(self, container, timeout=None):
+        """A started one-shot container runs its command to the end: exit 1 when the command has the word
+        'fail' in it, else 0 (the stand-in's rule); waiting on one that never started is the daemon's 404-free
+        immediate answer with its exit code."""
+        self.calls.append(("wait", container))
+        c = self._find_container(container)
+        if c["State"]["Status"] == "running":
+            code = 1 if any("fail" in str(x) for x in (c["Config"].get("Cmd") or [])) else 0
+            self._die(c, code)
+            c["_started_at"] = None
+            c["State"].update({"Status": "exited", "Running": False})
+        return {"StatusCode": c["State"]["ExitCode"], "Error": None}
+
+    def kill(self, container):
+        self.stop(container)
 
     def _die(self, c, code):
         self.events_log.append({"time": self.clock.now, "id": c["Id"], "exitCode": code})
@@ -340,7 +358,9 @@ class FakeDockerClient:
 
     def logs(self, container, **kwargs):
         c = self._find_container(container)
-        return ("fake log of %s (%s)\n" % (c["Name"].lstrip("/"), c["_behaviour"])).encode()
+        ran = " ".join(str(x) for x in c["Config"].get("Cmd") or [])
+        text = "fake log of %s (%s)\n" % (c["Name"].lstrip("/"), c["_behaviour"])
+        return (text + ("ran: %s\n" % ran if ran else "")).encode()
 
     def events(self, since=None, until=None, filters=None, decode=True):
         cid = (filters or {}).get("container")

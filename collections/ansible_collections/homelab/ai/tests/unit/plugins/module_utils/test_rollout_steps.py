@@ -348,3 +348,114 @@ def test_journal_is_written_before_the_current_container_is_touched(docker, para
     deployed(docker, params(), "app:2")
     entry = [e for e in seen if e][0]
     assert entry["phase"] == "replacing" and entry["previous_was_running"] is True
+
+
+# ---- init containers ----------------------------------------------------------------------------
+
+OWNER = {"name": "volume-owner", "user": "0:0", "entrypoint": ["sh", "-c"], "command": ["chown -R 1000 /models"],
+         "cap_add": ["CHOWN"]}
+
+
+def init_runs(client):
+    return [c for c in client.calls if c[0] == "create_container" and c[1] == NAME + "-init-volume-owner"]
+
+
+def test_init_containers_run_before_a_new_container_and_not_on_a_no_op(docker, params):
+    docker.add_image("app:1")
+    p = params(volumes=["models:/models"], init_containers=[OWNER])
+    first = run(docker, p)
+    assert first["changed"] and len(init_runs(docker)) == 1
+    assert first["init_containers"][0]["name"] == NAME + "-init-volume-owner"
+    assert first["init_containers"][0]["exit_code"] == 0 and "ran: chown -R 1000 /models" in first["init_containers"][0]["output"]
+    assert any(a.startswith("ran init container svc-init-volume-owner") for a in first["actions"])
+    # It ran before the service's container was created, and is gone.
+    creates = [c[1] for c in docker.calls if c[0] == "create_container"]
+    assert creates == [NAME + "-init-volume-owner", NAME] and docker.container_names() == [NAME]
+    second = run(docker, p)
+    assert not second["changed"] and "init_containers" not in second and len(init_runs(docker)) == 1
+
+
+def test_an_init_container_gets_the_volumes_no_network_and_only_its_capabilities(docker, params):
+    docker.add_image("app:1")
+    seen = {}
+    real_create = docker.create_container
+
+    def create(image, name=None, **kwargs):
+        if name and "-init-" in name:
+            seen.update(kwargs, name=name)
+        return real_create(image, name=name, **kwargs)
+    docker.create_container = create
+    run(docker, params(volumes=["models:/models"], init_containers=[OWNER]))
+    host = seen["host_config"]
+    assert host["Binds"] == ["models:/models:rw"] and host["NetworkMode"] == "none"
+    assert host["CapDrop"] == ["ALL"] and host["CapAdd"] == ["CHOWN"] and host["SecurityOpt"] == ["no-new-privileges"]
+    assert seen["user"] == "0:0" and seen["entrypoint"] == ["sh", "-c"] and "PortBindings" not in host
+
+
+def test_a_failing_init_container_leaves_the_running_deployment_serving(docker, params):
+    p = params(volumes=["models:/models"])
+    deployed(docker, p, "app:1")
+    serving = docker.by_name(NAME)["Id"]
+    docker.add_image("app:2")
+    bad = dict(OWNER, command=["fail: no space left on device"])
+    with pytest.raises(HomelabDockerError) as err:
+        run(docker, dict(p, image="app:2", init_containers=[bad]))
+    assert "Init container svc-init-volume-owner of svc failed (exit code 1)" in err.value.msg
+    assert "keeps serving" in err.value.msg and "ran: fail: no space left on device" in err.value.msg
+    assert docker.by_name(NAME)["Id"] == serving and status(docker, NAME) == "running"
+    assert docker.container_names() == [NAME] and journal_of(docker, p).read() is None
+
+
+def test_changing_an_init_container_replaces_the_deployment(docker, params):
+    docker.add_image("app:1")
+    p = params(volumes=["models:/models"], init_containers=[OWNER])
+    run(docker, p)
+    changed = run(docker, dict(p, init_containers=[dict(OWNER, command=["chown -R 1001 /models"])]))
+    assert changed["changed"] and "init_containers" in changed["changed_keys"] and len(init_runs(docker)) == 2
+
+
+def test_a_deployment_without_init_containers_keeps_its_hash(docker, params):
+    # Added in a later release: a service that uses none is not replaced by the upgrade.
+    assert cr.desired_config(params()) == cr.desired_config(params(init_containers=[]))
+    assert "init_containers" not in cr.desired_config(params())
+
+
+def test_init_containers_run_before_an_exited_unchanged_container_starts_again(docker, params):
+    p = params(volumes=["models:/models"], init_containers=[OWNER])
+    deployed(docker, p, "app:1")
+    docker.stop(docker.by_name(NAME)["Id"])
+    result = run(docker, p)
+    assert result["changed"] and status(docker, NAME) == "running" and len(init_runs(docker)) == 2
+
+
+def test_check_mode_says_which_init_containers_would_run_and_runs_none(docker, params):
+    docker.add_image("app:1")
+    result = run(docker, params(volumes=["models:/models"], init_containers=[OWNER]), check=True)
+    assert "would run init container svc-init-volume-owner" in result["actions"] and not init_runs(docker)
+
+
+@pytest.mark.parametrize("entries, expected", [
+    ([{"name": "a b", "command": ["x"]}], "init_containers[0]: name 'a b' is not a short name"),
+    ([{"name": "a", "command": ["x"]}, {"name": "a", "command": ["y"]}], "init_containers[1]: name 'a' is given twice"),
+    ([{"name": "a", "command": []}], "init_containers[0] (a) has no command"),
+])
+def test_bad_init_containers_are_refused_by_entry(params, entries, expected):
+    def no_client(*args):
+        raise AssertionError("the daemon was contacted")
+    with pytest.raises(HomelabDockerError) as err:
+        cr.run_container_rollout(params(init_containers=entries), client_factory=no_client)
+    assert expected in err.value.msg
+
+
+def test_an_init_container_may_mount_writable_what_the_service_mounts_read_only(docker, params):
+    docker.add_image("app:1")
+    seen = {}
+    real_create = docker.create_container
+
+    def create(image, name=None, **kwargs):
+        seen[name] = kwargs["host_config"].get("Binds")
+        return real_create(image, name=name, **kwargs)
+    docker.create_container = create
+    gen = {"name": "tiny-pipeline", "command": ["python", "make.py"], "volumes": ["models:/models"]}
+    run(docker, params(volumes=["models:/models:ro"], init_containers=[gen]))
+    assert seen[NAME + "-init-tiny-pipeline"] == ["models:/models:rw"] and seen[NAME] == ["models:/models:ro"]
