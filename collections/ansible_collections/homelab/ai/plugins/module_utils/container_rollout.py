@@ -992,10 +992,10 @@ class Rollout:
             self.act("would restart %s (%s)" % (self.name, why if status == "running" else "it is %s" % status))
             result["container"] = self._summary(current)
             return result
+        self._run_init_containers(current["Image"], result)
         if status in ("running", "restarting"):
             self.client.stop(current["Id"], timeout=int(self.p.get("stop_timeout") or 10))
             self.act("stopped %s: %s" % (self.name, why))
-        self._run_init_containers(current["Image"], result)
         current = self.client.inspect_container(current["Id"])
         err = self._start(current["Id"], "existing container %s" % self.name)
         ok, reason, last = (False, err, current) if err else self._gate(current)
