@@ -814,3 +814,60 @@ def test_model_maker_never_overwrites(tmp_path, capsys):
     (tmp_path / "m" / "model_index.json").write_text("{}")
     assert maker.main([str(tmp_path / "m")]) == 0
     assert capsys.readouterr().out.strip() == f"exists {tmp_path / 'm'}"
+
+
+# ---------------------------------------------------------------- metrics
+
+def scrape(httpd):
+    """GET /metrics with the key, parsed by prometheus_client's own parser: {(name, labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    reply = call(httpd, "GET", "/metrics")
+    assert reply.status == 200 and reply.headers["content-type"].startswith("text/plain; version=")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(reply.body.decode()) for sample in family.samples}
+
+
+def test_metrics_need_the_key_like_generate(serve):
+    httpd = serve(FakeEngine())
+    reply = call(httpd, "GET", "/metrics", key=None)
+    assert reply.status == 401 and reply.error["code"] == "unauthorized"
+    assert call(httpd, "GET", "/metrics", key=KEY[:-1] + "x").status == 401
+
+
+def test_metrics_show_the_queue_the_jobs_and_the_generation_time(serve):
+    engine = FakeEngine(block=True)
+    httpd = serve(engine, queue_depth=1)
+    replies, threads = _burst(httpd, 6)
+    wait_for("4 refusals", lambda: sum(isinstance(r, Reply) and r.status == 429 for r in replies) == 4)
+    queue_when(httpd, "1 running + 1 waiting", lambda q: (q["running"], q["waiting"]) == (1, 1))
+    busy = scrape(httpd)
+    assert busy[("image_server_queue_running", ())] == 1 and busy[("image_server_queue_waiting", ())] == 1
+    assert busy[("image_server_queue_depth", ())] == 1
+    assert busy[("image_server_jobs_total", (("outcome", "rejected"),))] == 4
+    assert busy[("image_server_jobs_total", (("outcome", "served"),))] == 0
+    assert busy[("image_server_responses_total", (("code", "429"), ("route", "/generate")))] == 4
+    assert busy[("image_server_generation_seconds_count", ())] == 0
+    engine.release()
+    for thread in threads:
+        thread.join(WAIT)
+    idle = scrape(httpd)
+    assert idle[("image_server_queue_running", ())] == 0 and idle[("image_server_queue_waiting", ())] == 0
+    assert idle[("image_server_jobs_total", (("outcome", "served"),))] == 2
+    assert idle[("image_server_responses_total", (("code", "200"), ("route", "/generate")))] == 2
+    assert idle[("image_server_generation_seconds_count", ())] == 2
+    assert idle[("image_server_generation_seconds_sum", ())] > 0
+    # The scrape before this one was answered, and counted, under its own route.
+    assert idle[("image_server_responses_total", (("code", "200"), ("route", "/metrics")))] == 1
+
+
+def test_metrics_count_unknown_routes_as_other_and_say_when_the_pipeline_loaded(serve):
+    httpd = serve(None)
+    assert scrape(httpd)[("image_server_pipeline_loaded", ())] == 0
+    call(httpd, "GET", "/secret-path-%d" % os.getpid())
+    httpd.engine = FakeEngine()
+    samples = scrape(httpd)
+    assert samples[("image_server_pipeline_loaded", ())] == 1
+    assert samples[("image_server_responses_total", (("code", "404"), ("route", "other")))] == 1
+    # A client's path never becomes a label (one series per path would grow without bound).
+    assert not any("secret-path" in str(key) for key in samples)

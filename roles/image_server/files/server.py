@@ -1,6 +1,8 @@
 """homelab image server: a small HTTP front for a diffusers text-to-image pipeline.
 
 GET  /health    -> 200 {"status": "ok", ...} once the pipeline is loaded, 503 before. No key needed.
+GET  /metrics   -> Prometheus text format (prometheus_client): responses by route and code, the queue
+                   (running, waiting, its depth), jobs by outcome, generation seconds, pipeline loaded.
 POST /generate  -> image/png; JSON body {"prompt": str, "steps": int, "size": "64x64" | int,
                    "width": int, "height": int, "seed": int, "guidance_scale": number}.
 Everything but GET /health needs `Authorization: Bearer <IMAGE_SERVER_API_KEY>` (401 otherwise);
@@ -30,6 +32,9 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 LOG = logging.getLogger("image-server")
 API_KEY_ENV = "IMAGE_SERVER_API_KEY"
@@ -324,6 +329,52 @@ class WorkQueue(object):
             self.cond.notify_all()
 
 
+# ---------------------------------------------------------------- metrics
+
+ROUTES = ("/health", "/generate", "/metrics")
+# Seconds: a tiny CPU pipeline takes about one, a 1024x1024 SDXL image on a 3090 about ten, CPU SD minutes.
+GENERATION_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+
+
+class QueueCollector(object):
+    """The queue and the pipeline as they are at scrape time (read under the queue's lock)."""
+
+    def __init__(self, server):
+        self.server = server
+
+    def collect(self):
+        snap = self.server.queue.snapshot()
+        for name, help_text, value in (
+                ("image_server_queue_running", "Generations running now (0 or 1)", snap["running"]),
+                ("image_server_queue_waiting", "Requests waiting behind the running generation", snap["waiting"]),
+                ("image_server_queue_depth", "Most requests that may wait (IMAGE_SERVER_QUEUE_DEPTH)", snap["queue_depth"]),
+                ("image_server_pipeline_loaded", "1 once the pipeline is loaded", int(self.server.engine is not None))):
+            yield GaugeMetricFamily(name, help_text, value=value)
+        jobs = CounterMetricFamily("image_server_jobs", "Admitted or refused generation requests by outcome",
+                                   labels=["outcome"])
+        for outcome in ("served", "failed", "rejected", "cancelled_waiting", "cancelled_running"):
+            jobs.add_metric([outcome], snap.get(outcome, 0))
+        yield jobs
+
+
+class Metrics(object):
+    """One registry per server (tests run several in one process), exposed at GET /metrics."""
+
+    def __init__(self, server):
+        self.registry = CollectorRegistry()
+        self.responses = Counter("image_server_responses", "HTTP responses by route and status code",
+                                 ["route", "code"], registry=self.registry)
+        self.generation = Histogram("image_server_generation_seconds", "Seconds to generate one served image",
+                                    buckets=GENERATION_BUCKETS, registry=self.registry)
+        self.registry.register(QueueCollector(server))
+
+    def response(self, path, code):
+        self.responses.labels(route=path if path in ROUTES else "other", code=str(code)).inc()
+
+    def exposition(self):
+        return generate_latest(self.registry)
+
+
 # ---------------------------------------------------------------- the pipeline
 
 class Engine(object):
@@ -397,6 +448,7 @@ class ImageServer(ThreadingHTTPServer):
         self.model = model
         self.engine = None
         self.load_error = None
+        self.metrics = Metrics(self)
 
     def handle_error(self, request, client_address):
         """A client that left mid-request (reset, broken pipe) is one log line, not a traceback on stderr."""
@@ -430,6 +482,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def _error(self, exc):
         self._json(exc.status, error_body(exc.code, str(exc), exc.field), exc.headers)
+
+    def send_response(self, code, message=None):
+        """Every response is counted by route and code (a request line that did not parse is `other`)."""
+        self.server.metrics.response(self._path() if getattr(self, "path", None) else "other", code)
+        BaseHTTPRequestHandler.send_response(self, code, message)
+
+    def _metrics(self):
+        data = self.server.metrics.exposition()
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def send_error(self, code, message=None, explain=None):
         """The stdlib's own refusals (bad request line, headers too long...) as JSON too."""
@@ -477,16 +543,19 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self._path() == "/health":
             return self._health()
-        if self._require_key():
-            self._json(404, error_body("not_found", "no route GET %s; routes: GET /health, POST /generate"
-                                       % self._path()))
+        if not self._require_key():
+            return
+        if self._path() == "/metrics":
+            return self._metrics()
+        self._json(404, error_body("not_found", "no route GET %s; routes: GET /health, GET /metrics, POST /generate"
+                                   % self._path()))
 
     do_HEAD = do_GET
 
     def _other_method(self):
         self._drain_or_close()
         if self._require_key():
-            self._json(405, error_body("method_not_allowed", "%s %s: routes are GET /health and POST /generate"
+            self._json(405, error_body("method_not_allowed", "%s %s: routes are GET /health, GET /metrics and POST /generate"
                                        % (self.command, self._path())), {"Allow": "GET, POST"})
 
     def _drain_or_close(self):
@@ -544,7 +613,7 @@ class Handler(BaseHTTPRequestHandler):
         if not self._require_key():
             return
         if self._path() != "/generate":
-            return self._json(404, error_body("not_found", "no route POST %s; routes: GET /health, POST /generate"
+            return self._json(404, error_body("not_found", "no route POST %s; routes: GET /health, GET /metrics, POST /generate"
                                               % self._path()))
         try:
             self._generate(body)
@@ -595,7 +664,10 @@ class Handler(BaseHTTPRequestHandler):
             LOG.exception("generation failed")
             return self._json(500, error_body("generation_failed", "%s: %s" % (type(exc).__name__, exc)))
         finally:
-            queue.done(job, time.monotonic() - start, outcome)
+            seconds = time.monotonic() - start
+            queue.done(job, seconds, outcome)
+            if outcome == "served":
+                self.server.metrics.generation.observe(seconds)
         self._send_png(png, time.monotonic() - start)
 
     def _send_png(self, png, seconds):

@@ -30,6 +30,8 @@ PIN_MATRIX = {
         "huggingface-hub": ">=0.30.0,<1.0",
         "safetensors": ">=0.4.3,<0.7",
         "pillow": ">=10.0,<12",
+        # The server's GET /metrics (pure Python, no torch dependency): any row takes it.
+        "prometheus-client": ">=0.20.0,<0.27",
     },
     "2.4": {
         "diffusers": ">=0.30.0,<0.36.0",
@@ -37,6 +39,8 @@ PIN_MATRIX = {
         "huggingface-hub": ">=0.30.0,<1.0",
         "safetensors": ">=0.4.3,<0.7",
         "pillow": ">=10.0,<12",
+        # The server's GET /metrics (pure Python, no torch dependency): any row takes it.
+        "prometheus-client": ">=0.20.0,<0.27",
     },
     "2.13": {
         "diffusers": ">=0.36.0,<0.40.0",
@@ -44,6 +48,8 @@ PIN_MATRIX = {
         "huggingface-hub": ">=0.34.0,<1.0",
         "safetensors": ">=0.6.0,<0.9",
         "pillow": ">=11.0,<13",
+        # The server's GET /metrics (pure Python, no torch dependency): any row takes it.
+        "prometheus-client": ">=0.20.0,<0.27",
     },
 }
 
