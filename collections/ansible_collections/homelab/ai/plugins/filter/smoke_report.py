@@ -34,6 +34,13 @@ def smoke_summary(report, vllm_url, report_path, check_mode=False):
     return sr.smoke_summary(report, vllm_url, report_path, check_mode=check_mode)
 
 
+def smoke_history_entry(report):
+    """The record of one smoke run that the bounded smoke history keeps."""
+    if not isinstance(report, dict) or "via_dashboard" not in report:
+        raise AnsibleFilterError("smoke_history_entry: the input must be a homelab.ai.smoke_report result")
+    return sr.history_entry(report)
+
+
 class FilterModule(object):
     def filters(self):
-        return {"smoke_report": smoke_report, "smoke_summary": smoke_summary}
+        return {"smoke_report": smoke_report, "smoke_summary": smoke_summary, "smoke_history_entry": smoke_history_entry}

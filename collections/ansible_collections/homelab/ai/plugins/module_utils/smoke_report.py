@@ -197,6 +197,21 @@ def smoke_report(benchmarks, model=None, plan=None, min_tokens_per_second=None, 
     }
 
 
+# What one smoke run leaves in the bounded history the status page plots (status/smoke-history.json):
+# the figures that change from run to run, not the whole report.
+HISTORY_FIELDS = ("timestamp", "model", "passed", "decode_tokens_per_second", "decode_tokens_per_second_median",
+                  "ttft_ms", "tpot_ms", "output_throughput", "planned_expected_tokens_per_second", "stream_quality",
+                  "image_ok")
+
+
+def history_entry(report):
+    """One record of the smoke history from a smoke_report: its figures, and the dashboard run's decode speed."""
+    entry = dict((name, report.get(name)) for name in HISTORY_FIELDS)
+    via = report.get("via_dashboard") or {}
+    entry["via_dashboard_decode_tokens_per_second"] = via.get("decode_tokens_per_second")
+    return entry
+
+
 def problems(report):
     """Every reason the smoke test failed, in the order the summary lists them."""
     via = report.get("via_dashboard") or {}

@@ -9,6 +9,7 @@ copy task per file. A file is rewritten only when its content differs, atomicall
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import json
 import os
 import stat
 import tempfile
@@ -64,13 +65,42 @@ def plan_file(entry, index):
     path = _check_path(entry.get("path"), where)
     if os.path.isdir(path):
         raise StateFilesError("%s: %s is a directory: a file cannot be written there." % (where, path))
-    content = entry.get("content")
-    if content is None:
-        raise StateFilesError("%s (%s): content is required." % (where, path))
-    data = content.encode("utf-8") if not isinstance(content, bytes) else content
+    content, append = entry.get("content"), entry.get("append")
+    if (content is None) == (append is None):
+        raise StateFilesError("%s (%s): give exactly one of content (the whole file) and append (one record of a "
+                              "bounded history)." % (where, path))
     before = _read(path)
+    if append is not None:
+        data = bounded_history(before, append, entry.get("keep"), "%s (%s)" % (where, path))
+    else:
+        data = content.encode("utf-8") if not isinstance(content, bytes) else content
     return {"path": path, "data": data, "before": before, "write": before != data,
             "mode": parse_mode(entry.get("mode"), where), "owner": entry.get("owner"), "group": entry.get("group")}
+
+
+def bounded_history(before, record, keep, where):
+    """The history file's new bytes: its JSON list with `record` appended, the oldest dropped past `keep`.
+
+    A record equal to the last one is not appended again (a retried task adds nothing). The file is one
+    record per line, so it stays readable and diffs show what came and went. A file that is not a JSON
+    list is refused, never replaced: it is somebody's data."""
+    keep = 100 if keep is None else keep
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+        raise StateFilesError("%s: keep %r must be a whole number of records, 1 or more." % (where, keep))
+    records = []
+    if before is not None and before.strip():
+        try:
+            records = json.loads(before.decode("utf-8"))
+        except ValueError as exc:
+            raise StateFilesError("%s: the history is not JSON (%s): move the file away to start a new one." % (where, exc))
+        if not isinstance(records, list):
+            raise StateFilesError("%s: the history is a JSON %s, not a list: move the file away to start a new one."
+                                  % (where, type(records).__name__))
+    if not records or records[-1] != record:
+        records.append(record)
+    records = records[-keep:]
+    lines = ",\n".join(json.dumps(r, sort_keys=True) for r in records)
+    return ("[\n%s\n]\n" % lines if records else "[]\n").encode("utf-8")
 
 
 def plan_all(directories, files):

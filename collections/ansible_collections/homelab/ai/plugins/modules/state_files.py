@@ -66,9 +66,18 @@ options:
         type: path
         required: true
       content:
-        description: The file's text.
+        description: The file's text. Exactly one of I(content) and I(append) per entry.
         type: str
-        required: true
+      append:
+        description:
+          - One record (any JSON value) for a bounded history kept as a JSON list, one record per line. The
+            record is added unless it equals the last one (a retried task adds nothing), and only the last
+            I(keep) records stay. A file that is not a JSON list is refused, not replaced.
+        type: raw
+      keep:
+        description: How many records a history file keeps (with I(append)).
+        type: int
+        default: 100
       mode:
         description: Octal mode such as C('0644'); a new file without it gets C(0644), an existing one keeps its mode.
         type: str
@@ -93,6 +102,13 @@ EXAMPLES = r"""
       - path: /var/lib/homelab/status/plan.json
         content: "{{ vllm_plan | to_nice_json }}\n"
         mode: "0644"
+
+- name: Keep the last 200 smoke results for the status page's plot
+  homelab.ai.state_files:
+    files:
+      - path: /var/lib/homelab/status/smoke-history.json
+        append: "{{ smoke_test_report | homelab.ai.smoke_history_entry }}"
+        keep: 200
 """
 
 RETURN = r"""
@@ -137,8 +153,9 @@ def main():
             directories=dict(type="list", elements="dict", default=[],
                              options=dict(path=dict(type="path", required=True), **OWNERSHIP)),
             files=dict(type="list", elements="dict", default=[],
-                       options=dict(path=dict(type="path", required=True), content=dict(type="str", required=True),
-                                    **OWNERSHIP)),
+                       options=dict(path=dict(type="path", required=True), content=dict(type="str"),
+                                    append=dict(type="raw"), keep=dict(type="int", default=100), **OWNERSHIP),
+                       mutually_exclusive=[("content", "append")], required_one_of=[("content", "append")]),
         ),
         supports_check_mode=True,
     )

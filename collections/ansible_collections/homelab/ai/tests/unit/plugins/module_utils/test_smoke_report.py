@@ -239,3 +239,20 @@ def test_a_benchmark_that_could_not_tell_the_model_is_a_failed_report_that_says_
                         image=IMAGE_200, image_file=PNG)
     assert r["passed"] is False and r["model"] == "" and r["error"] == msg
     assert r["planned_expected_tokens_per_second"] is None
+
+
+def test_the_history_entry_keeps_the_figures_that_change_and_the_dashboard_speed():
+    r = report()
+    entry = sr.history_entry(r)
+    assert entry == {"timestamp": "2026-12-03T10:00:00+00:00", "model": "qwen3-32b-awq", "passed": True,
+                     "decode_tokens_per_second": 21.37, "decode_tokens_per_second_median": r["decode_tokens_per_second_median"],
+                     "ttft_ms": 88.5, "tpot_ms": 45.6, "output_throughput": r["output_throughput"],
+                     "planned_expected_tokens_per_second": 19.0, "stream_quality": "smooth", "image_ok": True,
+                     "via_dashboard_decode_tokens_per_second": 21.37}
+
+
+def test_the_history_entry_of_a_run_that_measured_nothing_has_empty_figures():
+    failed = report(loop(dict(run("direct"), failed=True, msg="connection refused", measured=False,
+                              decode_tokens_per_second=None)), check_dashboard=False)
+    entry = sr.history_entry(failed)
+    assert entry["passed"] is False and entry["via_dashboard_decode_tokens_per_second"] is None
