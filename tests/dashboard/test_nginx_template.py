@@ -24,6 +24,7 @@ def render(**values):
 
 ROLE_VALUES = {"DASHBOARD_PORT": 8080, "VLLM_UPSTREAM": DEFAULTS["dashboard_vllm_upstream"],
                "IMAGE_SERVER_UPSTREAM": DEFAULTS["dashboard_image_server_upstream"],
+               "PROMETHEUS_UPSTREAM": DEFAULTS["dashboard_prometheus_upstream"],
                "DASHBOARD_RESOLVER": DEFAULTS["dashboard_resolver"],
                "DASHBOARD_RATE_LIMIT": DEFAULTS["dashboard_rate_limit"],
                "DASHBOARD_RATE_BURST": DEFAULTS["dashboard_rate_burst"],
@@ -40,7 +41,8 @@ def test_no_hardcoded_upstream_host():
     # The old image had `proxy_pass http://llm-router...` baked in; only variables now.
     for line in TEMPLATE.splitlines():
         if "proxy_pass" in line:
-            assert re.match(r"\s*proxy_pass \$\w+;$", line), line
+            # A variable, with at most a path of captures after it (Prometheus's two query routes).
+            assert re.match(r"\s*proxy_pass \$\w+(/api/v1/\$1\$is_args\$args)?;$", line), line
     assert "llm-router" not in TEMPLATE
     assert not re.search(r"^\s*upstream\s+\S+\s*\{", TEMPLATE, re.M)  # resolved once at start
 
@@ -68,7 +70,8 @@ def test_stream_routes_are_unbuffered():
 def test_envsubst_only_touches_our_variables():
     names = set(re.findall(r"\$\{(\w+)\}", TEMPLATE))
     listed = set(re.findall(r"\$\{(\w+)\}", ENTRYPOINT.split("envsubst", 1)[1].split("<", 1)[0]))
-    assert names == listed == {"DASHBOARD_PORT", "VLLM_UPSTREAM", "IMAGE_SERVER_UPSTREAM", "DASHBOARD_RESOLVER",
+    assert names == listed == {"DASHBOARD_PORT", "VLLM_UPSTREAM", "IMAGE_SERVER_UPSTREAM", "PROMETHEUS_UPSTREAM",
+                               "DASHBOARD_RESOLVER",
                                "DASHBOARD_RATE_LIMIT", "DASHBOARD_RATE_BURST", "DASHBOARD_CONN_LIMIT"}
 
 
@@ -93,7 +96,7 @@ def test_limits_per_client_address_answer_429():
     assert re.search(r"^\s*limit_conn_zone \$binary_remote_addr zone=per_client_conn:1m;$", config, re.M)
     assert re.search(r"^\s*limit_req_status 429;$", config, re.M)
     assert re.search(r"^\s*limit_conn_status 429;$", config, re.M)
-    for path in ("/", "/status/", "/v1/", "/image/"):
+    for path in ("/", "/status/", "/v1/", "/image/", "~ ^/prometheus/api/v1/(query|query_range)$"):
         block = _rendered_location(config, path)
         assert "limit_req zone=per_client_rate burst=20 nodelay;" in block, path
         assert "limit_conn per_client_conn 32;" in block, path
@@ -104,10 +107,24 @@ def test_limits_per_client_address_answer_429():
     assert "limit_req" not in server and "limit_conn" not in server
 
 
+def test_prometheus_is_reachable_read_only_and_only_for_queries():
+    block = _location("~ ^/prometheus/api/v1/(query|query_range)$")
+    assert "set $prometheus_upstream ${PROMETHEUS_UPSTREAM};" in block
+    assert re.search(r"limit_except GET \{\s*deny all;\s*\}", block)
+    # No other route reaches Prometheus (its admin API, config, targets).
+    assert TEMPLATE.count("$prometheus_upstream") == 2
+
+
+def test_nginx_counters_are_on_a_port_the_role_never_publishes():
+    stub = TEMPLATE.split("listen 8081;", 1)[1].split("server {", 1)[0]
+    assert "location = /stub_status {\n            stub_status;" in stub
+    assert "8081" not in TASKS.split("ports:", 1)[1].split("volumes:", 1)[0]
+
+
 def test_the_role_passes_every_template_variable_and_the_image_has_the_same_defaults():
     names = set(re.findall(r"\$\{(\w+)\}", TEMPLATE))
     env_block = TASKS.split("homelab.ai.container_rollout:", 1)[1].split("ports:", 1)[0]
-    passed = set(re.findall(r"'(DASHBOARD_\w+|VLLM_UPSTREAM|IMAGE_SERVER_UPSTREAM)':", env_block))
+    passed = set(re.findall(r"'(DASHBOARD_\w+|VLLM_UPSTREAM|IMAGE_SERVER_UPSTREAM|PROMETHEUS_UPSTREAM)':", env_block))
     assert passed == names
     dockerfile = (ROOT / "roles/dashboard/files/Dockerfile").read_text()
     image_env = dict(re.findall(r"(DASHBOARD_RATE_LIMIT|DASHBOARD_RATE_BURST|DASHBOARD_CONN_LIMIT)=(\S+)", dockerfile))
