@@ -9,7 +9,7 @@ stamp_ok() { [ -f "$CACHE_DIR/$1.stamp" ] && [ "$(cat "$CACHE_DIR/$1.stamp")" = 
 stamp_set() { printf '%s' "$2" > "$CACHE_DIR/$1.stamp"; }
 
 system_packages() {
-  local pkgs=(docker.io debootstrap rsync iproute2 chromium curl docker-registry)
+  local pkgs=(docker.io debootstrap rsync iproute2 chromium chromium-driver libjs-chart.js curl docker-registry)
   local missing=()
   for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && return 0

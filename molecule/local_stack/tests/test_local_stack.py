@@ -4,18 +4,27 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(PROJECT))
+from tests.support.browser import chart_data, headless_chromium, wait_until  # noqa: E402  (after the path)
+
 STATE = Path("/var/lib/homelab")
 OUT = PROJECT / "out" / "local_stack"
 CONTAINERS = {"homelab-vllm": "homelab/vllm-cpu:0.32.0",
               "homelab-image-server": "homelab/image-server:latest",
-              "homelab-dashboard": "homelab/dashboard:latest"}
+              "homelab-dashboard": "homelab/dashboard:latest",
+              "homelab-prometheus": "homelab/prometheus:latest",
+              "homelab-nginx-exporter": "homelab/prometheus:latest"}
+PROMETHEUS = "http://127.0.0.1:9090"
 
 
 def docker_json(*args):
@@ -46,7 +55,7 @@ def test_container_runs_the_image_the_build_produced(name, image):
 
 
 def test_image_server_and_dashboard_run_as_non_root():
-    for name in ("homelab-image-server", "homelab-dashboard"):
+    for name in ("homelab-image-server", "homelab-dashboard", "homelab-prometheus", "homelab-nginx-exporter"):
         uid = subprocess.run(["docker", "exec", name, "id", "-u"], check=True, capture_output=True, text=True).stdout
         assert uid.strip() != "0", name
 
@@ -81,6 +90,50 @@ def test_dashboard_streams_unbuffered():
     assert len(arrivals) >= 48, "expected one SSE event per token, got %d" % len(arrivals)
     # A buffering proxy delivers everything at once: the spread would be ~0.
     assert arrivals[-1] - arrivals[0] > 0.05
+
+
+def prometheus_query(expr):
+    status, body = get(PROMETHEUS + "/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+    assert status == 200
+    return {tuple(sorted(r["metric"].items())): float(r["value"][1]) for r in json.loads(body)["data"]["result"]}
+
+
+def test_prometheus_scrapes_every_service_with_its_key():
+    """vLLM, the image server (whose /metrics refuses a request without its key), nginx and itself: all up."""
+    deadline = time.monotonic() + 60
+    while True:
+        targets = json.loads(get(PROMETHEUS + "/api/v1/targets")[1])["data"]["activeTargets"]
+        health = {t["labels"]["job"]: (t["health"], t["lastError"]) for t in targets}
+        if all(h == "up" for h, _ in health.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert health == {job: ("up", "") for job in ("prometheus", "vllm", "image-server", "nginx")}, health
+    with pytest.raises(urllib.error.HTTPError) as err:
+        get("http://127.0.0.1:7860/metrics")
+    assert err.value.code == 401
+
+
+def test_prometheus_holds_what_the_smoke_test_did():
+    """The smoke test's chat completions, its image and the dashboard's requests are in the time series."""
+    assert sum(prometheus_query("vllm:generation_tokens_total").values()) > 0
+    assert sum(prometheus_query('image_server_jobs_total{outcome="served"}').values()) >= 1
+    assert sum(prometheus_query("nginx_http_requests_total").values()) > 0
+    assert prometheus_query("image_server_pipeline_loaded") and all(
+        v == 1 for v in prometheus_query("image_server_pipeline_loaded").values())
+
+
+def test_the_scrape_keys_are_in_no_image_and_private_in_the_container_tmpfs():
+    config = subprocess.run(["docker", "run", "--rm", "--entrypoint", "cat", CONTAINERS["homelab-prometheus"],
+                             "/etc/prometheus/prometheus.yml"], check=True, capture_output=True, text=True).stdout
+    assert "credentials_file: /tmp/secrets/vllm_api_key" in config
+    assert api_key() not in config
+    listing = subprocess.run(["docker", "exec", "homelab-prometheus", "stat", "-c", "%a %U %n",
+                              "/tmp/secrets/vllm_api_key", "/tmp/secrets/image_server_api_key"],
+                             check=True, capture_output=True, text=True).stdout.split("\n")
+    assert [line.split()[:2] for line in listing if line] == [["600", "prometheus"]] * 2
+    # Like vLLM's, the keys reach the container as secret_env: the rollout's labels carry a salted hash only.
+    labels = docker_json("inspect", "homelab-prometheus")[0]["Config"]["Labels"]
+    assert not any(api_key() in value for value in labels.values())
 
 
 def test_models_json_has_the_planned_values():
@@ -142,3 +195,52 @@ def test_status_page_in_a_real_browser(chromium):
     shot = OUT / "status-page.png"
     run_chromium(chromium, "--screenshot=%s" % shot, "--window-size=1200,1400", "http://127.0.0.1:8080/")
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def image_server_key():
+    return (STATE / "secrets" / "image_server_api_key").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    OUT.mkdir(parents=True, exist_ok=True)
+    driver = headless_chromium(OUT / "selenium-profile")
+    try:
+        driver.get("http://127.0.0.1:8080/")
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_the_plots_show_the_live_stack(browser):
+    """Smoke history, generation throughput and KV cache/requests from this stack's Prometheus: not empty."""
+    for canvas in ("chart-smoke", "chart-throughput", "chart-kv"):
+        wait_until(browser, canvas, "Number(document.getElementById('%s').dataset.points) > 0" % canvas, 60)
+    smoke = {d["label"]: d["values"] for d in chart_data(browser, "chart-smoke")}
+    history = json.loads((STATE / "status" / "smoke-history.json").read_text())
+    assert len(history) >= 2, "converge and idempotence each ran the smoke test"
+    assert smoke["at vLLM"] == [r["decode_tokens_per_second"] for r in history]
+    throughput = chart_data(browser, "chart-throughput")[0]["values"]
+    assert max(throughput) > 0, "the smoke tests' completions should show as generated tokens per second"
+    kv = {d["label"]: d["values"] for d in chart_data(browser, "chart-kv")}
+    assert set(kv) == {"KV cache used %", "requests running", "requests waiting"} and all(kv.values())
+    wait_until(browser, "service health", "document.getElementById('svc-prometheus').textContent.includes('all up')", 60)
+    assert "no GPU ledger" in browser.find_element("id", "chart-ledger-note").text
+    browser.save_screenshot(str(OUT / "status-page-plots.png"))
+
+
+def test_the_try_it_panel_streams_a_reply_and_draws_an_image(browser):
+    browser.find_element("id", "key-vllm").send_keys(api_key())
+    browser.find_element("id", "chat-send").click()
+    wait_until(browser, "the streamed reply", "document.getElementById('chat-output').dataset.state === 'done'", 180)
+    out = browser.find_element("id", "chat-output")
+    assert int(out.get_attribute("data-chunks")) >= 2 and out.text.strip(), browser.find_element("id", "chat-state").text
+    browser.find_element("id", "key-image").send_keys(image_server_key())
+    browser.find_element("id", "image-send").click()
+    wait_until(browser, "the image", "document.querySelector('#image-output img') && "
+                                     "document.querySelector('#image-output img').naturalWidth > 0", 300)
+    assert browser.execute_script("return document.querySelector('#image-output img').naturalWidth") == 256
+    # The keys stay in this tab's sessionStorage, never in localStorage (which outlives the session).
+    assert browser.execute_script("return sessionStorage.getItem('homelab.vllm_key')") == api_key()
+    assert browser.execute_script("return localStorage.length") == 0
+    browser.save_screenshot(str(OUT / "status-page-try-it.png"))

@@ -6,7 +6,7 @@
 set -eu
 if [ "$#" -gt 0 ] && [ "$1" != "--check" ]; then exec "$@"; fi
 mkdir -p /tmp/nginx
-envsubst '${DASHBOARD_PORT} ${VLLM_UPSTREAM} ${IMAGE_SERVER_UPSTREAM} ${DASHBOARD_RESOLVER} ${DASHBOARD_RATE_LIMIT} ${DASHBOARD_RATE_BURST} ${DASHBOARD_CONN_LIMIT}' \
+envsubst '${DASHBOARD_PORT} ${VLLM_UPSTREAM} ${IMAGE_SERVER_UPSTREAM} ${PROMETHEUS_UPSTREAM} ${DASHBOARD_RESOLVER} ${DASHBOARD_RATE_LIMIT} ${DASHBOARD_RATE_BURST} ${DASHBOARD_CONN_LIMIT}' \
   < /etc/nginx/templates/nginx.conf.template > /tmp/nginx/nginx.conf
 if [ "$#" -gt 0 ]; then exec nginx -e stderr -t -c /tmp/nginx/nginx.conf; fi
 nginx -e stderr -t -q -c /tmp/nginx/nginx.conf
