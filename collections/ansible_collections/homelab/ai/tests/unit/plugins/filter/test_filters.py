@@ -46,10 +46,15 @@ def test_secret_policy_filters():
 
 def test_smoke_report_filters():
     from ansible.errors import AnsibleFilterError
-    from ansible_collections.homelab.ai.plugins.filter.smoke_report import FilterModule, smoke_report, smoke_summary
-    assert set(FilterModule().filters()) == {"smoke_report", "smoke_summary"}
+    from ansible_collections.homelab.ai.plugins.filter.smoke_report import (FilterModule, smoke_history_entry, smoke_report,
+                                                                            smoke_summary)
+    assert set(FilterModule().filters()) == {"smoke_report", "smoke_summary", "smoke_history_entry"}
     report = smoke_report({"results": []}, "m", check_dashboard=False, check_image_server=False)
     assert report["passed"] is False and report["model"] == "m"
+    entry = smoke_history_entry(report)
+    assert entry["passed"] is False and entry["model"] == "m" and entry["decode_tokens_per_second"] is None
+    with pytest.raises(AnsibleFilterError, match="smoke_history_entry: the input must be a homelab.ai.smoke_report result"):
+        smoke_history_entry({"passed": True})
     assert smoke_summary(report, "http://v", "/s.json")[0] == "smoke test FAILED: m at http://v"
     with pytest.raises(AnsibleFilterError, match="the llm_benchmark loop's registered result"):
         smoke_report([], "m")
