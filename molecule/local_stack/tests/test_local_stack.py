@@ -168,6 +168,50 @@ def test_secret_never_in_ansible_output():
     assert re.search(r"localhost\s*:\s*ok=\d+\s+changed=0\s", out), "the deployed stack should need no change"
 
 
+def host_address():
+    """This host's own address (the one its default route leaves by), as the doctor's facts list it."""
+    listed = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    ipv4 = [a for a in listed if "." in a and not a.startswith("127.")]
+    return ipv4[0] if ipv4 else "172.17.0.1"
+
+
+def test_the_doctor_report_covers_the_stack_and_leaks_no_key_or_address():
+    """playbooks/doctor.yml on the live stack, after a request put the vLLM key and this host's address into
+    nginx's error log (a missing file, the key in the query, the address in the Host header): the report
+    has every part the issue asks for, and neither planted value appears in it (each is where nginx wrote
+    it, redacted) nor in the playbook's output."""
+    key, address = api_key(), host_address()
+    request = urllib.request.Request("http://127.0.0.1:8080/doctor-probe-missing?q=" + key,
+                                     headers={"Host": address + ":8080"})
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(request, timeout=30)
+    assert missing.value.code == 404
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=str(PROJECT / "collections"))
+    proc = subprocess.run(["ansible-playbook", "-i", str(PROJECT / "inventories/local"), str(PROJECT / "playbooks/doctor.yml")],
+                          capture_output=True, text=True, env=env, cwd=PROJECT, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    md_path, json_path = PROJECT / "out/doctor/localhost.md", PROJECT / "out/doctor/localhost.json"
+    markdown, report = md_path.read_text(), json.loads(json_path.read_text())
+    for text in (markdown, json_path.read_text(), proc.stdout):
+        assert key not in text and address not in text
+    assert oct(md_path.stat().st_mode & 0o777) == "0o600"
+    errors = next(c for c in report["containers"] if c["name"] == "homelab-dashboard")["log_errors"]
+    assert ('request: "GET /doctor-probe-missing?q=<redacted:secret> HTTP/1.1", host: "<redacted:address>:8080"'
+            in errors[-1]), errors
+    names = {c["name"]: c for c in report["containers"]}
+    for name in CONTAINERS:
+        assert names[name]["status"] == "running" and names[name]["restart_count"] == 0, names[name]
+        assert "| %s | running |" % name in markdown
+    assert report["versions"]["vllm (planned)"] == "0.32.0" and "docker engine" in report["versions"]
+    assert report["state"]["plan"]["model"] == "tiny-qwen2" and report["state"]["smoke"]["passed"] is True
+    assert report["state"]["smoke_history"] and report["facts"]["local"]["homelab"]["profile"] == "local"
+    for heading in ("## Summary", "## Versions", "## Containers", "## Recent errors by service", "## Plan and GPU ledger",
+                    "## Smoke tests", "## Facts"):
+        assert heading in markdown
+    assert "Doctor report: %s/out/doctor/localhost.md" % PROJECT in proc.stdout
+
+
 @pytest.fixture(scope="module")
 def chromium():
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
