@@ -197,7 +197,8 @@ def _container_entry(client, summary, inspected, log_lines, errors_per_service):
     try:
         image = client.inspect_image(image_id)
         image_labels = (image.get("Config") or {}).get("Labels")
-    except Exception as exc:  # pylint: disable=broad-except - a removed image is worth reporting, not failing
+    # A removed image is worth reporting, not failing on.
+    except Exception as exc:  # pylint: disable=broad-except
         image_labels = {"unreadable": str(exc)}
     log_text = client.logs(summary["Id"], stdout=True, stderr=True, timestamps=True, tail=log_lines)
     log_text = log_text.decode("utf-8", "replace") if isinstance(log_text, bytes) else log_text
@@ -240,7 +241,7 @@ def container_env_secrets(inspected):
     """
     values = []
     for item in (inspected.get("Config") or {}).get("Env") or []:
-        name, _, value = item.partition("=")
+        name, value = item.partition("=")[::2]
         if _SECRET_ENV_NAME.search(name) and value:
             values.append(value)
     return values
@@ -339,7 +340,8 @@ def build_report(state_dir, client_factory, facts, versions, secrets, addresses,
         report["engine"] = read_engine(client)
         report["versions"]["docker engine"] = "%s (API %s)" % (report["engine"]["version"], report["engine"]["api_version"])
         report["containers"], env_secrets = read_containers(client, prefix, log_lines, errors_per_service)
-    except Exception as exc:  # pylint: disable=broad-except - the daemon being down is what a doctor reports
+    # The daemon being down is what a doctor reports, not a reason to fail.
+    except Exception as exc:  # pylint: disable=broad-except
         report["problems"].append("Docker: %s" % (getattr(exc, "msg", None) or exc))
     planned = (report["state"]["plan"] or {}).get("vllm_version")
     if planned:
