@@ -131,6 +131,21 @@ def parse_volume(spec):
     return {"type": kind, "source": source, "target": target, "read_only": mode == "ro"}
 
 
+def http_healthcheck_test(port, path):
+    """A healthcheck test that passes when GET <path> on 127.0.0.1:<port> inside the container answers 200.
+
+    bash's /dev/tcp, for images that have bash but neither curl nor wget (Debian's nginx, Prometheus and
+    its exporter as the roles build them). HTTP/1.0, so the server closes and `head` returns.
+    """
+    port = int(port)
+    if not 0 < port < 65536:
+        raise ValueError("http_healthcheck_test: port %s is not 1-65535" % port)
+    if not str(path).startswith("/") or any(c in str(path) for c in " '\r\n"):
+        raise ValueError("http_healthcheck_test: path %r must start with '/' and hold no space, quote or newline" % (path,))
+    return ["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/%d && printf 'GET %s HTTP/1.0\\r\\n\\r\\n' >&3 "
+            "&& head -n1 <&3 | grep -q ' 200 '" % (port, path)]
+
+
 def normalize_healthcheck(hc):
     """Module healthcheck dict -> API dict (durations in ns). None -> None; test NONE disables."""
     if not hc:

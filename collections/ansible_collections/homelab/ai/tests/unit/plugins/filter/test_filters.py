@@ -111,3 +111,18 @@ def test_secret_problems_is_one_decision_in_fix_order():
     assert both[0] == "no key given" and "vllm_secret_env sets VLLM_API_KEY: set vllm_api_key instead" in both[1]
     with pytest.raises(AnsibleFilterError, match="ports must be a list"):
         secret_problems("", "k", "m", required=False, ports="0.0.0.0:80:80")
+
+
+def test_http_healthcheck_is_the_test_the_roles_ran_before_it_existed():
+    """The exact command the dashboard and prometheus roles spelled out (a different one would roll every
+    deployed container once, for nothing)."""
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.homelab.ai.plugins.filter.http_healthcheck import FilterModule, http_healthcheck
+    assert set(FilterModule().filters()) == {"http_healthcheck"}
+    assert http_healthcheck(8080, "/healthz") == [
+        "CMD", "bash", "-c",
+        "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '"]
+    for port, path, problem in ((0, "/x", "port 0 is not 1-65535"), (9090, "-/ready", "must start with '/'"),
+                                (9090, "/a b", "no space")):
+        with pytest.raises(AnsibleFilterError, match=problem):
+            http_healthcheck(port, path)
