@@ -23,6 +23,16 @@ def keyless_problem(ports, name, key_variable, required_variable):
     return secret_policy.keyless_problem(ports, name, key_variable, required_variable)
 
 
+def exposed_ports(ports):
+    """The published ports that reach beyond loopback, each with why."""
+    if not isinstance(ports, (list, tuple)):
+        raise AnsibleFilterError("exposed_ports: ports must be a list of port strings, got %s" % type(ports).__name__)
+    try:
+        return secret_policy.exposed_ports(ports)
+    except ValueError as exc:
+        raise AnsibleFilterError("exposed_ports: %s" % exc)
+
+
 def secret_env_problem(plain_env, secret_env, plain_variable, secret_variable, reserved=None):
     """Why ``plain_env``/``secret_env`` would leak or garble a secret, or an empty string."""
     if not isinstance(plain_env, dict):
@@ -50,5 +60,5 @@ def secret_problems(key, key_variable, missing_message, required=True, required_
 
 class FilterModule(object):
     def filters(self):
-        return {"secret_problem": secret_problem, "keyless_problem": keyless_problem,
+        return {"secret_problem": secret_problem, "keyless_problem": keyless_problem, "exposed_ports": exposed_ports,
                 "secret_env_problem": secret_env_problem, "secret_problems": secret_problems}

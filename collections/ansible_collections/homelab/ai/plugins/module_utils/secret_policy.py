@@ -79,20 +79,29 @@ def _is_loopback(host_ip):
         return False
 
 
+def exposed_ports(ports):
+    """The published ``ports`` that reach beyond loopback, each with why: ``8000:8000 (binds every address)``.
+
+    ``ports`` are container_rollout's C([ip:]host_port:container_port[/proto]) strings; a port without an
+    address binds every interface. A string that is no port spec raises ValueError."""
+    exposed = []
+    for spec in ports or []:
+        host_ip = parse_port(spec)["host_ip"]
+        if not _is_loopback(host_ip):
+            exposed.append("%s (%s)" % (spec, "binds every address" if not host_ip else "%s is not loopback" % host_ip))
+    return exposed
+
+
 def keyless_problem(ports, name, key_variable, required_variable):
     """Return why service ``name`` may not run without a key with these published ``ports``, or ``""``.
 
     ``ports`` are container_rollout's C([ip:]host_port:container_port[/proto]) strings; a port without
     an address binds every interface. ``key_variable`` and ``required_variable`` name the role's
     variables in the message."""
-    exposed = []
-    for spec in ports or []:
-        try:
-            host_ip = parse_port(spec)["host_ip"]
-        except ValueError as exc:
-            return "%s: %s" % (name, exc)
-        if not _is_loopback(host_ip):
-            exposed.append("%s (%s)" % (spec, "binds every address" if not host_ip else "%s is not loopback" % host_ip))
+    try:
+        exposed = exposed_ports(ports)
+    except ValueError as exc:
+        return "%s: %s" % (name, exc)
     if not exposed:
         return ""
     return ("%s would run without an API key (%s: false) while publishing %s: anyone who reaches that address "

@@ -26,8 +26,16 @@ def test_gpu_device_requests_filter_wraps_errors():
 def test_secret_policy_filters():
     from ansible.errors import AnsibleFilterError
     from ansible_collections.homelab.ai.plugins.filter.secret_policy import (
-        FilterModule, keyless_problem, secret_env_problem, secret_problem)
-    assert set(FilterModule().filters()) == {"secret_problem", "keyless_problem", "secret_env_problem", "secret_problems"}
+        FilterModule, exposed_ports, keyless_problem, secret_env_problem, secret_problem)
+    assert set(FilterModule().filters()) == {"secret_problem", "keyless_problem", "exposed_ports", "secret_env_problem",
+                                             "secret_problems"}
+    assert exposed_ports(["127.0.0.1:9090:9090", "[::1]:9091:9090"]) == []
+    assert exposed_ports(["0.0.0.0:9090:9090", "9091:9090"]) == ["0.0.0.0:9090:9090 (0.0.0.0 is not loopback)",
+                                                                 "9091:9090 (binds every address)"]
+    with pytest.raises(AnsibleFilterError, match="exposed_ports: ports must be a list"):
+        exposed_ports("0.0.0.0:9090:9090")
+    with pytest.raises(AnsibleFilterError, match="exposed_ports: "):
+        exposed_ports(["not-a-port"])
     assert "is 5 characters long" in secret_problem("short", "vllm_api_key")
     assert secret_problem("9f1c2b7e4a6d08e35b1f7c9a2e4d6b80c3a5f7e9", "vllm_api_key") == ""
     assert keyless_problem(["127.0.0.1:8000:8000"], "vLLM", "vllm_api_key", "vllm_api_key_required") == ""
