@@ -160,6 +160,30 @@ def test_the_second_run_kept_the_launch_and_remembers_it():
             assert args[args.index(flag) + 1] == p["args"][p["args"].index(flag) + 1]
 
 
+def test_the_doctor_report_shows_the_gpu_ledger_and_leaks_no_key_or_address():
+    """playbooks/doctor.yml -l gaming, after a request put the vLLM key and the host's address into nginx's
+    error log: the report has the plan's GPU ledger and the stand-in driver's version, every container,
+    and neither planted value. No vault: the keys it redacts are read on the host."""
+    key = "gaming-twin-test-key-vllm-7f3a9c21e5b04d68"      # host_vars/gaming-twin.yml
+    networks = inspect("gaming-twin")["NetworkSettings"]["Networks"]
+    address = next(n["IPAddress"] for n in networks.values() if n.get("IPAddress"))
+    assert http("http://127.0.0.1:8080/doctor-probe-missing?q=" + key, headers={"Host": address + ":8080"}) == "404"
+    rc, out, _ = site(name="doctor", playbook="playbooks/doctor.yml")
+    assert rc == 0, out[-4000:]
+    markdown = open(os.path.join(PROJECT, "out", "doctor", "gaming-twin.md")).read()
+    report = json.loads(open(os.path.join(PROJECT, "out", "doctor", "gaming-twin.json")).read())
+    for text in (markdown, json.dumps(report)):
+        assert key not in text and address not in text
+    gpu = str(plan()["gpus"][0])
+    assert "GPU %s ledger (%s GiB):" % (gpu, plan()["ledger"][gpu]["total_gib"]) in markdown
+    # the driver version the stand-in's nvidia-smi reports, as the preflight recorded it
+    assert report["versions"]["nvidia driver"] == json.loads(twin_file("/etc/ansible/facts.d/gpu_host.fact"))["driver_version"]
+    names = {c["name"]: c for c in report["containers"]}
+    assert all(names[name]["status"] == "running" for name in CONTAINERS), names
+    errors = names["homelab-dashboard"]["log_errors"]
+    assert 'request: "GET /doctor-probe-missing?q=<redacted:secret> HTTP/1.1"' in errors[-1], errors
+
+
 # ---- faults: each leaves the previous deployment serving --------------------------------------
 
 def test_desktop_taking_3_gib_more_is_replanned_plainly_or_refused_before_vllm_is_touched():
