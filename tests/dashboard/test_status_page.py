@@ -49,7 +49,7 @@ def site(tmp_path_factory):
     (root / "status" / "smoke-history.json").write_text(json.dumps(HISTORY))
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield "http://127.0.0.1:%d/" % server.server_address[1], plan
+    yield "http://127.0.0.1:%d/" % server.server_address[1], plan, root
     server.shutdown()
 
 
@@ -60,7 +60,7 @@ class QuietHandler(SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def page(site, tmp_path_factory):
-    url, plan = site
+    url, plan, _root = site
     driver = headless_chromium(tmp_path_factory.mktemp("chromium"))
     try:
         driver.get(url)
@@ -107,3 +107,26 @@ def test_without_prometheus_the_metric_plots_say_why(page):
     note = driver.find_element("id", "chart-throughput-note").text
     assert "no metrics" in note and "monitoring off" in note
     assert driver.find_element("id", "svc-prometheus").text.startswith("Prometheus")
+
+
+def test_a_hole_in_the_metrics_breaks_the_line_instead_of_sloping_across_it(site, tmp_path):
+    """Prometheus answers query_range with samples every 15 s, then none for 20 minutes (the stack was
+    down), then samples again: the plot gets one null point in the hole, so Chart.js draws two pieces.
+    The stand-in answers every query_range alike (a file at that path; the page adds its query string)."""
+    url, _plan, root = site
+    api = root / "prometheus" / "api" / "v1"
+    api.mkdir(parents=True)
+    start = 1796500000
+    values = [[start + 15 * i, "5"] for i in range(4)] + [[start + 1245 + 15 * i, "7"] for i in range(3)]
+    (api / "query_range").write_text(json.dumps({"status": "success", "data": {"result": [{"metric": {}, "values": values}]}}))
+    driver = headless_chromium(tmp_path / "chromium")
+    try:
+        driver.get(url)
+        wait_until(driver, "the throughput plot", "Number(document.getElementById('chart-throughput').dataset.points) > 0", 30)
+        assert chart_data(driver, "chart-throughput")[0]["values"] == [5, 5, 5, 5, None, 7, 7, 7]
+        xs = driver.execute_script("return Chart.getChart(document.getElementById('chart-throughput')).data.datasets[0]"
+                                   ".data.map(p => p.x);")
+        assert xs[4] == (values[3][0] + values[4][0]) / 2
+    finally:
+        driver.quit()
+        shutil.rmtree(root / "prometheus")
