@@ -165,8 +165,8 @@ def test_the_doctor_report_shows_the_gpu_ledger_and_leaks_no_key_or_address():
     error log: the report has the plan's GPU ledger and the stand-in driver's version, every container,
     and neither planted value. No vault: the keys it redacts are read on the host."""
     key = "gaming-twin-test-key-vllm-7f3a9c21e5b04d68"      # host_vars/gaming-twin.yml
-    networks = inspect("gaming-twin")["NetworkSettings"]["Networks"]
-    address = next(n["IPAddress"] for n in networks.values() if n.get("IPAddress"))
+    # The twin host runs in the twin's network namespace (host networking): its address is the namespace's.
+    address = re.search(r"^NS_IP=(\S+)$", open(TWIN).read(), re.M).group(1)
     assert http("http://127.0.0.1:8080/doctor-probe-missing?q=" + key, headers={"Host": address + ":8080"}) == "404"
     rc, out, _ = site(name="doctor", playbook="playbooks/doctor.yml")
     assert rc == 0, out[-4000:]
