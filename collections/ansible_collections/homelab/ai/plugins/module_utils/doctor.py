@@ -26,6 +26,8 @@ import json
 import os
 import re
 
+from ansible_collections.homelab.ai.plugins.module_utils.container_rollout import IMAGE_REF_LABEL
+
 SECRET_MARK = "<redacted:secret>"
 ADDRESS_MARK = "<redacted:address>"
 # Secret values shorter than this are not redacted by value (a 3-letter "key" would blank every word
@@ -182,7 +184,7 @@ def error_lines(log_text, limit):
 
 
 # Labels that say what runs (versions, pins, model); not the rollout's bookkeeping (its config, hashes, salts).
-_REPORTED_LABELS = ("org.homelab.", "org.opencontainers.image.version", "homelab.ai.image-ref", "homelab.ai.model",
+_REPORTED_LABELS = ("org.homelab.", "org.opencontainers.image.version", IMAGE_REF_LABEL, "homelab.ai.model",
                     "homelab.ai.role")
 
 
@@ -206,7 +208,7 @@ def _container_entry(client, summary, inspected, log_lines, errors_per_service):
     entry = {
         "name": name,
         # A rollout runs its image by ID; the reference it was asked for is in its label.
-        "image": ((inspected.get("Config") or {}).get("Labels") or {}).get("homelab.ai.image-ref")
+        "image": ((inspected.get("Config") or {}).get("Labels") or {}).get(IMAGE_REF_LABEL)
         or (inspected.get("Config") or {}).get("Image"),
         "image_id": image_id.split(":")[-1][:12],
         "status": state.get("Status"),
