@@ -49,6 +49,12 @@ QUALITY_ORDER = ("smooth", "bursty", "buffered")
 # request shows no decode; it is left out of the timing figures (see aggregate()).
 
 
+def _carries_nothing(choice):
+    """A choice with no text, no delta content and no finish reason (LiteLLM's usage chunk)."""
+    return (isinstance(choice, dict) and not choice.get("delta") and not choice.get("text")
+            and not choice.get("finish_reason"))
+
+
 class SSEParser:
     """Split a byte stream into SSE messages, as vLLM's ``StreamedResponseHandler`` does."""
 
@@ -130,6 +136,9 @@ class RequestRecord:
                     err = err.get("message") or json.dumps(err)
                 raise StreamError("server error inside the stream: %s" % err)
             choices = payload.get("choices")
+            if choices and all(_carries_nothing(choice) for choice in choices):
+                # LiteLLM's proxy sends the usage with an empty delta instead of no choices: not a token.
+                choices = []
             if choices:
                 if self.ttft is None:
                     self.ttft = timestamp_rel

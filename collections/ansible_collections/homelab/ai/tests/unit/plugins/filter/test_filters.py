@@ -134,3 +134,26 @@ def test_http_healthcheck_is_the_test_the_roles_ran_before_it_existed():
                                 (9090, "/a b", "no space")):
         with pytest.raises(AnsibleFilterError, match=problem):
             http_healthcheck(port, path)
+
+
+def test_fleet_filters_read_hostvars_and_wrap_errors():
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.homelab.ai.plugins.filter.fleet import FilterModule, router_fleet, router_upstream_keys
+    assert set(FilterModule().filters()) == {"router_fleet", "router_upstream_keys"}
+    plan = {"args": ["--model", "/models/tiny-qwen2", "--served-model-name", "tiny-qwen2"], "max_model_len": 2048}
+    key = "Vq3nT8pLx2Rk7Wm4Zs9Yb6Hc1Jd5Fg0Ne3Qa8Ur2"
+    hostvars = {"box-1": {"vllm_plan_result": {"plan": plan}, "ansible_host": "192.0.2.10", "vllm_api_key": key},
+                "box-2": {"vllm_plan_result": {"failed": True, "msg": "model 'x' is not in the model registry"},
+                          "router_upstream_url": "http://192.0.2.11:8001"},
+                "box-3": {"vllm_port": 8002}}
+    found = router_fleet(hostvars, ["box-1", "box-2", "box-3"])
+    assert [b["api_base"] for b in found["backends"]] == ["http://192.0.2.10:8000/v1"]
+    assert [left["host"] for left in found["left_out"]] == ["box-2", "box-3"]
+    assert found["config"]["model_list"][0]["litellm_params"]["api_key"] == "os.environ/HOMELAB_UPSTREAM_KEY_BOX_1"
+    assert key not in repr(found)
+    assert router_upstream_keys(hostvars, ["box-1", "box-2"]) == {"HOMELAB_UPSTREAM_KEY_BOX_1": key}
+    assert router_fleet(hostvars, ["box-3"])["config"] == {}
+    with pytest.raises(AnsibleFilterError, match="box-9 is not a host of this inventory"):
+        router_fleet(hostvars, ["box-9"])
+    with pytest.raises(AnsibleFilterError, match="must be a list of inventory names"):
+        router_fleet(hostvars, "box-1")

@@ -197,6 +197,20 @@ def test_metrics_follow_vllm_bench_definitions_on_recorded_smooth_stream():
     assert rec.quality()[0] == "smooth"
 
 
+
+def test_a_stream_through_the_litellm_router_counts_its_usage_and_no_extra_token():
+    """LiteLLM's proxy (the fleet's router) sends the usage with an empty delta choice instead of no choices:
+    vllm bench's rule alone would call it a token chunk and find no usage at all."""
+    ex = load_fixture("litellm_router")["exchanges"][CHAT]
+    rec = replay_record(ex)
+    assert rec.success, rec.error
+    assert rec.output_tokens == ex["request"]["max_tokens"] == 16
+    usage_offsets = [off for off, text in ex["reads"] if '"usage"' in text]
+    token_offsets = [off for off, text in ex["reads"] if '"choices":[{' in text and '"usage"' not in text]
+    assert len(usage_offsets) == 1 and usage_offsets[0] > token_offsets[-1]
+    assert rec.token_chunks == len(token_offsets)
+    assert rec.latency == pytest.approx(token_offsets[-1])  # the usage chunk does not extend e2el
+
 def test_percentile_matches_numpy_linear_interpolation():
     # numpy.percentile([1, 2, 3, 4, 10], [50, 90, 99]) == [3.0, 7.6, 9.76]
     vals = [4, 1, 10, 3, 2]
