@@ -18,6 +18,7 @@ import subprocess
 
 import pytest
 
+from ansible_collections.homelab.ai.plugins.module_utils import multi_host as mh
 from ansible_collections.homelab.ai.plugins.module_utils import vllm_plan as vp
 from ansible_collections.homelab.ai.plugins.module_utils import vllm_releases as vr
 from ansible_collections.homelab.ai.tests.unit.plugins.module_utils.inventory_models import GAMING, LOCAL, inventory_model
@@ -49,7 +50,7 @@ for args in json.loads(sys.stdin.read()):
         keep = ("model", "served_model_name", "quantization", "dtype", "max_model_len",
                 "gpu_memory_utilization", "enforce_eager", "cpu_offload_gb", "tensor_parallel_size",
                 "reasoning_parser", "max_num_seqs", "host", "port", "kv_cache_memory_bytes",
-                "kv_cache_dtype")
+                "kv_cache_dtype", "pipeline_parallel_size", "distributed_executor_backend")
         out["cases"].append({"ok": True, "ns": {k: getattr(ns, k, None) for k in keep}})
     except BaseException as exc:
         out["cases"].append({"ok": False, "error": (err.getvalue() + repr(exc))[-600:]})
@@ -142,3 +143,38 @@ def test_planned_args_parse_with_vllm_0_32_parser():
     assert fp8["kv_cache_dtype"] == "fp8" and int(fp8["max_model_len"]) == 16384
     assert float(planned[6]["ns"]["gpu_memory_utilization"]) < 0.9
     assert rejected["ok"] is False and "enable-reasoning" in rejected["error"]
+
+
+def multi_host_option():
+    """The planner's refusal on a 16 GiB card, with a 3060 in the fleet: the multi-host option's arguments."""
+    small = dict(RTX3090, name="NVIDIA GeForce RTX 4090", memory_total_mib=16384, memory_free_mib=16384,
+                 compute_capability="8.9", memory_bandwidth_gbps=1008)
+    rtx3060 = dict(RTX3090, name="NVIDIA GeForce RTX 3060", memory_total_mib=12288, memory_free_mib=12288,
+                   memory_bandwidth_gbps=360)
+    with pytest.raises(vp.PlanRefused) as err:
+        vp.plan(dict(QWEN3_32B_AWQ), [small], {}, PARSER_VERSION, name="qwen3-32b-awq", fleet_gpus={"den": [rtx3060]})
+    return err.value.plan["multi_host"]
+
+
+def test_multi_host_args_parse_with_vllm_0_32_parser():
+    """The head's ``vllm serve`` of the multi-host option: pipeline parallelism with the Ray backend."""
+    option = multi_host_option()
+    assert option["fits"] and option["pipeline_parallel_size"] == 2
+    long_ctx = mh.pipeline_option(dict(QWEN3_32B_AWQ), {"gamer": [RTX3090], "den": [dict(
+        RTX3090, name="NVIDIA GeForce RTX 3060", memory_total_mib=12288, memory_free_mib=12288,
+        memory_bandwidth_gbps=360)]}, head="gamer", vllm_version=PARSER_VERSION, name="qwen3-32b-awq",
+        max_model_len=32768)
+    result = run_parser([option["args"], long_ctx["args"]])
+    assert result["vllm_version"].startswith(PARSER_VERSION)
+    for opt, parsed in zip((option, long_ctx), result["cases"]):
+        assert parsed["ok"], "multi-host args rejected by vLLM %s: %s\nargs: %s" % (
+            PARSER_VERSION, parsed.get("error"), opt["args"])
+        ns = parsed["ns"]
+        assert int(ns["pipeline_parallel_size"]) == opt["pipeline_parallel_size"] == 2
+        assert int(ns["tensor_parallel_size"]) == opt["tensor_parallel_size"] == 1
+        assert ns["distributed_executor_backend"] == "ray"
+        assert int(ns["max_model_len"]) == opt["max_model_len"]
+        assert float(ns["gpu_memory_utilization"]) == opt["gpu_memory_utilization"]
+        assert ns["model"] == "Qwen/Qwen3-32B-AWQ" and ns["quantization"] == "awq_marlin"
+        assert ns["reasoning_parser"] == "qwen3" and int(ns["port"]) == 8000
+    assert int(result["cases"][1]["ns"]["max_model_len"]) == 32768

@@ -427,9 +427,10 @@ def plan(model, gpus, wsl=None, vllm_version="0.32.0", name=None, max_model_len=
          pcie_gbps=DEFAULT_PCIE_GBPS, cpu_kvcache_space_gib=1, cpu_has_compiler=False, max_num_seqs=None,
          co_tenants=None, gpu_reserve_gib=gl.DEFAULT_GPU_RESERVE_GIB,
          wsl_cuda_context_gib=gl.DEFAULT_WSL_CUDA_CONTEXT_GIB, running=None, previous=None,
-         replan_tolerance_mib=512, kv_cache_dtype="auto"):
+         replan_tolerance_mib=512, kv_cache_dtype="auto", fleet_gpus=None):
     """Plan one model; return the plan dict or raise PlanRefused / GpuFactsError / RegistryError /
-    UnsupportedRelease (all ValueError)."""
+    UnsupportedRelease (all ValueError). ``fleet_gpus`` (other host name -> its gpu_facts GPUs): where the
+    model fits no GPU of this host, the refusal names the multi-host option (module_utils/multi_host.py)."""
     name = name or (model.get("_name") if isinstance(model, dict) else None) or "model"
     _check_model_numbers(name, model)
     entry, errors = model_registry.validate_entry(name, dict((k, v) for k, v in model.items() if k != "_name"))
@@ -458,7 +459,16 @@ def plan(model, gpus, wsl=None, vllm_version="0.32.0", name=None, max_model_len=
                    "co_tenants": tenants, "gpu_reserve_gib": float(gpu_reserve_gib),
                    "wsl_cuda_context_gib": float(wsl_cuda_context_gib), "running": running, "previous": previous,
                    "replan_tolerance_mib": replan_tolerance_mib, "kv_cache_dtype": kv_cache_dtype}
-        result = _gpu_plan(entry, norm, wsl, feats, requested, options)
+        try:
+            result = _gpu_plan(entry, norm, wsl, feats, requested, options)
+        except PlanRefused as exc:
+            if (exc.plan or {}).get("refusal") != "does_not_fit":
+                raise
+            host = _host(norm, wsl, running, previous, replan_tolerance_mib, wsl_cuda_context_gib, gpu_reserve_gib,
+                         float(gpu_memory_utilization))
+            here = {"gpus": gpus, "is_wsl": host["is_wsl"], "others_gib": host["others"]}
+            raise _with_multi_host(exc, entry, here, fleet_gpus, feats["version"], gpu_memory_utilization,
+                                   gpu_reserve_gib, max_model_len)
     if max_num_seqs:
         result["args"] += ["--max-num-seqs", str(int(max_num_seqs))]
         result["explanation"].append("--max-num-seqs %d: fewer concurrent sequences shrink the sampler and CUDA "
@@ -717,7 +727,21 @@ def _choose(ctx, options, entry, requested, min_tps, allow_offload):
         % (name, entry["weight_bytes"] / float(GIB), desc, need, util, MIN_USEFUL_CONTEXT, b.total * util,
            math.ceil(need / max(util, 0.1)),
            ", or CPU offload (allow_cpu_offload) if its speed is acceptable" if not allow_offload else
-           " (CPU offload is not possible or too slow here)", _table(options)), {"options": options})
+           " (CPU offload is not possible or too slow here)", _table(options)), {"options": options, "refusal": "does_not_fit"})
+
+
+def _with_multi_host(exc, entry, here, fleet_gpus, version, util, reserve, max_model_len):
+    """The "does not fit" refusal, plus pipeline parallelism over several hosts (module_utils/multi_host.py)."""
+    if not fleet_gpus:
+        return PlanRefused("%s. Pipeline parallelism over several hosts (Ray) is the remaining option; planning it "
+                           "needs the fleet's GPU facts (fleet_gpus)" % exc, exc.plan)
+    from ansible_collections.homelab.ai.plugins.module_utils import multi_host  # pylint: disable=import-outside-toplevel
+    hosts = dict(fleet_gpus)
+    hosts[multi_host.THIS_HOST] = here
+    option = multi_host.pipeline_option(entry, hosts, head=multi_host.THIS_HOST, vllm_version=version, gpu_memory_utilization=util,
+                                        gpu_reserve_gib=reserve,
+                                        max_model_len=max_model_len if isinstance(max_model_len, int) else None)
+    return PlanRefused("%s. %s" % (exc, multi_host.summary(option)), dict(exc.plan or {}, multi_host=option))
 
 
 def _check_speed(chosen, options, entry, desc, min_tps):

@@ -140,6 +140,14 @@ options:
     type: str
     choices: [auto, fp8, fp8_e4m3, fp8_e5m2]
     default: auto
+  fleet_gpus:
+    description:
+      - The other inference hosts' GPUs, host name to the list of GPUs as M(homelab.ai.gpu_facts) returns them
+        (or to a dict with C(gpus) and optionally C(address) and C(interface)).
+      - Where the model fits no GPU of this host, the refusal then names pipeline parallelism over several hosts
+        with Ray (this host as the head) and returns it as RV(multi_host); without it the refusal says that this
+        option needs these facts.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -254,6 +262,16 @@ options_table:
   returned: success
   type: list
   elements: str
+multi_host:
+  description:
+    - On the refusal of a model that fits no GPU of this host, with O(fleet_gpus) given, the multi-host option
+      (module_utils/multi_host.py), C(fits) true or false.
+    - Hosts and stages (C(pipeline_parallel_size), C(tensor_parallel_size), C(layer_partition), C(stages)), the
+      vLLM arguments (C(args)), C(env), C(node_env), the Ray commands (C(launch)), C(network) and C(speed) with
+      C(penalty_percent); or, where even the fleet is too small, C(shortfall_gib) and C(why).
+  returned: failure, when the model does not fit and O(fleet_gpus) was given
+  type: dict
+  sample: {"fits": true, "pipeline_parallel_size": 2, "tensor_parallel_size": 1, "layer_partition": "45,19"}
 ansible_facts:
   description: What the module detected because O(gpus) or O(wsl) was omitted (C(wsl); C(gpus) and C(gpu_summary)).
   returned: success
@@ -324,6 +342,7 @@ def main():
             previous_fact=dict(type="path"),
             replan_tolerance_mib=dict(type="int", default=512),
             kv_cache_dtype=dict(type="str", default="auto", choices=["auto", "fp8", "fp8_e4m3", "fp8_e5m2"]),
+            fleet_gpus=dict(type="dict"),
         ),
         mutually_exclusive=[["model", "models"]],
         required_one_of=[["model", "models"]],
@@ -352,10 +371,11 @@ def main():
             cpu_kvcache_space_gib=p["cpu_kvcache_space_gib"], cpu_has_compiler=p["cpu_has_compiler"],
             max_num_seqs=p["max_num_seqs"], co_tenants=p["co_tenants"], gpu_reserve_gib=p["gpu_reserve_gib"],
             wsl_cuda_context_gib=p["wsl_cuda_context_gib"], running=p["running"], previous=previous,
-            replan_tolerance_mib=p["replan_tolerance_mib"], kv_cache_dtype=p["kv_cache_dtype"])
+            replan_tolerance_mib=p["replan_tolerance_mib"], kv_cache_dtype=p["kv_cache_dtype"],
+            fleet_gpus=p["fleet_gpus"])
     except planner.PlanRefused as exc:
         module.fail_json(msg=str(exc), options=(exc.plan or {}).get("options", []),
-                         choices=(exc.plan or {}).get("choices", []))
+                         choices=(exc.plan or {}).get("choices", []), multi_host=(exc.plan or {}).get("multi_host"))
     except (RegistryError, UnsupportedRelease, GpuFactsError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, plan=result, options_table=planner.options_table(result), ansible_facts=detected)
