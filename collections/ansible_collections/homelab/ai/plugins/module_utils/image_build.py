@@ -37,6 +37,7 @@ from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
     stable_hash,
 )
 from ansible_collections.homelab.ai.plugins.module_utils.host_lock import HostLock
+from ansible_collections.homelab.ai.plugins.module_utils import registry as registry_utils
 
 INPUTS_HASH_LABEL = "homelab.ai.inputs-hash"
 BUILD_RUN_LABEL = "homelab.ai.build-run"
@@ -968,10 +969,43 @@ def run_image_build(params, check_mode=False, client_factory=get_client):
 
 
 def _run_stages(params, check_mode, client_factory):
-    """The stages, in order: resolve the inputs (pulling missing bases) and hash them, decide, build the
-    candidate, verify and check it, move the tag, keep the previous image and remove the rest."""
+    """A host that takes its images from the registry pulls; any other builds, then pushes where a registry is set."""
     plan = BuildPlan(params)
     client = client_factory(params.get("docker_host"), params.get("timeout") or 3600)
+    registry = params.get("registry")
+    if registry:
+        registry_utils.validate(registry)
+    if registry and registry.get("mode") == "pull":
+        return take_from_registry(client, plan, registry, check_mode)
+    result = _build_stages(client, plan, params, check_mode)
+    if not registry:
+        result["image_ref"] = plan.full_name
+        return result
+    if result.get("image_id") is None:  # check mode, a build would come first: so would its push
+        result.update({"image_ref": None, "pushed": "%s:%s" % registry_utils.remote_repository(registry, plan.full_name)})
+        return result
+    pushed = registry_utils.push(client, registry, plan.full_name, result["image_id"], check_mode)
+    result["changed"] = result["changed"] or pushed["changed"]
+    result.update({"image_ref": pushed["image_ref"], "pushed": pushed["pushed"]})
+    return result
+
+
+def take_from_registry(client, plan, registry, check_mode):
+    """registry.mode pull: nothing is built here; the registry's image for the tag, by digest."""
+    existing = inspect_image_or_none(client, plan.full_name)
+    taken = registry_utils.pull(client, registry, plan.full_name, check_mode)
+    return {"changed": taken["changed"], "built": False, "name": plan.full_name, "inputs_hash": None,
+            "previous_inputs_hash": _image_labels(existing).get(INPUTS_HASH_LABEL), "image_id": taken["image_id"],
+            "previous_image_id": existing["Id"] if existing else None, "log_path": plan.log_path, "check": None,
+            "base_images": {}, "pulled_bases": [], "context_files": 0, "previous_tag": None,
+            "previous_tag_image_id": None, "removed_images": [], "kept_images": [], "image_ref": taken["image_ref"],
+            "pulled": taken["pulled"], "pushed": None,
+            "diff": {"before": {"image_ref": None}, "after": {"image_ref": taken["image_ref"]}}}
+
+
+def _build_stages(client, plan, params, check_mode):
+    """The stages, in order: resolve the inputs (pulling missing bases) and hash them, decide, build the
+    candidate, verify and check it, move the tag, keep the previous image and remove the rest."""
     resolve_bases(client, plan, params, check_mode)
     hash_inputs(plan)
     result, need_build = decide(plan, inspect_image_or_none(client, plan.full_name), params)

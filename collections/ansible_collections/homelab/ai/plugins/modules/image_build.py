@@ -193,6 +193,38 @@ options:
     version_added: "0.2.0"
   lock_timeout:
     version_added: "0.2.0"
+  registry:
+    description:
+      - The homelab's registry (a Harbor project, or any Docker registry v2). Build once, run everywhere.
+      - With I(registry.mode=push) this host builds as usual and then pushes the image as
+        C(<address>/<project>/<name>:<tag>) unless the registry already holds this very image under that tag
+        (after the check passed; a failed build or check pushes nothing).
+      - With I(registry.mode=pull) nothing is built here. The registry's image for the tag is pulled by digest
+        unless the host has it; the task fails naming the builder when the registry has no such tag.
+      - Either way RV(image_ref) names the image by digest. The roles run their containers from it, so a tag that
+        went stale on one host cannot decide what runs.
+    type: dict
+    version_added: "0.3.0"
+    suboptions:
+      address:
+        description: The registry's C(host[:port]), without scheme or path.
+        type: str
+        required: true
+      project:
+        description: The Harbor project (a repository path prefix); empty for the registry's root.
+        type: str
+        default: ""
+      username:
+        description: Registry user (Harbor robot account); with I(password), or neither for an anonymous registry.
+        type: str
+      password:
+        description: Its password or token. Vault it.
+        type: str
+      mode:
+        description: C(push) on the host that builds, C(pull) on a host that runs what was pushed.
+        type: str
+        choices: [push, pull]
+        default: push
 notes:
   - An old image that a container still uses is never forced out; it is removed by the first build
     after that container is gone. Images built before version 0.2.0 carry no C(homelab.ai.image) label;
@@ -235,6 +267,21 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+image_ref:
+  description:
+    - What to run. Without I(registry) the C(repo:tag) I(name); with one, the image by digest
+      (C(<address>/<project>/<name>@sha256:...)). Null in check mode when a build or push would come first.
+  returned: always
+  type: str
+  sample: harbor.lan/homelab/router@sha256:4f1c...
+pushed:
+  description: The C(repository:tag) pushed in this run (in check mode, the one that would be); null when none.
+  returned: with I(registry.mode=push)
+  type: str
+pulled:
+  description: The digest reference pulled in this run (in check mode, the one that would be); null when none.
+  returned: with I(registry.mode=pull)
+  type: str
 lock_wait:
   description: Who held the build lock of this name when this run started to wait for it; null when it was free.
   returned: when not in check mode
@@ -386,6 +433,13 @@ def main():
             keep_previous=dict(type="bool", default=True),
             state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
             lock_timeout=dict(type="int", default=600),
+            registry=dict(type="dict", options=dict(
+                address=dict(type="str", required=True),
+                project=dict(type="str", default=""),
+                username=dict(type="str"),
+                password=dict(type="str", no_log=True),
+                mode=dict(type="str", choices=["push", "pull"], default="push"),
+            )),
         ),
         mutually_exclusive=[["path", "files"], ["path", "directories"]],
         required_one_of=[["path", "files"]],
