@@ -8,9 +8,10 @@ umask 077
 mkdir -p /tmp/secrets
 if [ -n "${PROMETHEUS_VLLM_API_KEY:-}" ]; then printf '%s' "$PROMETHEUS_VLLM_API_KEY" > /tmp/secrets/vllm_api_key; fi
 if [ -n "${PROMETHEUS_IMAGE_SERVER_API_KEY:-}" ]; then printf '%s' "$PROMETHEUS_IMAGE_SERVER_API_KEY" > /tmp/secrets/image_server_api_key; fi
-unset PROMETHEUS_VLLM_API_KEY PROMETHEUS_IMAGE_SERVER_API_KEY
+if [ -n "${PROMETHEUS_ROUTER_API_KEY:-}" ]; then printf '%s' "$PROMETHEUS_ROUTER_API_KEY" > /tmp/secrets/router_api_key; fi
+unset PROMETHEUS_VLLM_API_KEY PROMETHEUS_IMAGE_SERVER_API_KEY PROMETHEUS_ROUTER_API_KEY
 if [ "${1:-}" = "--check" ]; then
-  for name in vllm_api_key image_server_api_key; do
+  for name in vllm_api_key image_server_api_key router_api_key; do
     [ -s "/tmp/secrets/$name" ] || printf 'placeholder' > "/tmp/secrets/$name"
   done
   exec promtool check config /etc/prometheus/prometheus.yml

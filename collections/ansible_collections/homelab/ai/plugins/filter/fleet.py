@@ -47,6 +47,22 @@ def router_upstream_keys(hostvars, names):
         raise AnsibleFilterError("router_upstream_keys: %s" % exc)
 
 
+def fleet_gpus(hostvars, names, this_host):
+    """The other inference hosts' GPUs (their gathered gpu facts) and addresses, for vllm_plan's fleet_gpus."""
+    if not isinstance(names, (list, tuple)):
+        raise AnsibleFilterError("fleet_gpus: the fleet's hosts must be a list of inventory names, got %s"
+                                 % type(names).__name__)
+    found = {}
+    for name in names:
+        if name == this_host or name not in hostvars:
+            continue
+        host = hostvars[name]
+        gpus = (host.get("ansible_facts") or {}).get("gpus") or []
+        if gpus:
+            found[name] = {"gpus": list(gpus), "address": host.get("ansible_host") or name}
+    return found
+
+
 class FilterModule(object):
     def filters(self):
-        return {"router_fleet": router_fleet, "router_upstream_keys": router_upstream_keys}
+        return {"router_fleet": router_fleet, "router_upstream_keys": router_upstream_keys, "fleet_gpus": fleet_gpus}

@@ -105,13 +105,17 @@ def fleet_backends(hosts):
             "models": sorted(set(backend["model"] for backend in backends))}
 
 
-def _deployment(backend):
+def _deployment(backend, health_check_timeout):
     params = {"model": "%s/%s" % (VLLM_PROVIDER, backend["model"]), "api_base": backend["api_base"]}
     # LiteLLM sends some key to an OpenAI-compatible server; a keyless vLLM ignores it.
     params["api_key"] = ("os.environ/%s" % key_env_name(backend["host"])) if backend["has_key"] else "none"
     info = {"id": backend["host"], "homelab_host": backend["host"]}
     if backend.get("max_model_len"):
         info["max_input_tokens"] = int(backend["max_model_len"])
+    if health_check_timeout:
+        # A host that went silent (powered off, its container gone: no RST) would hold a check until the TCP connect
+        # gives up; this bounds it, so the check marks the host down within interval + timeout.
+        info["health_check_timeout"] = int(health_check_timeout)
     return {"model_name": backend["model"], "litellm_params": params, "model_info": info}
 
 
@@ -119,21 +123,26 @@ def router_config(backends, settings):
     """LiteLLM proxy's configuration for ``backends`` (from ``fleet_backends``).
 
     ``settings``: ``num_retries``, ``allowed_fails``, ``cooldown_seconds``, ``timeout_seconds``,
-    ``health_check_interval`` (0 turns background health checks off) and ``metrics`` (bool)."""
+    ``health_check_interval`` (0 turns background health checks off), ``health_check_timeout`` and ``metrics``."""
     if not backends:
         raise ValueError("no inference host has a plan to route to")
     interval = int(settings.get("health_check_interval") or 0)
     general = {"master_key": "os.environ/%s" % MASTER_KEY_ENV}
     if interval > 0:
-        general.update({"background_health_checks": True, "health_check_interval": interval})
+        # The background checks' verdicts steer the routing too: a host found down gets no requests until a later
+        # check finds it up (proxy_server.py, enable_health_check_routing), so a request does not have to fail on it
+        # first - which on a host that is off (no RST) would wait out the TCP connect timeout.
+        general.update({"background_health_checks": True, "health_check_interval": interval,
+                        "enable_health_check_routing": True})
     config = {
-        "model_list": [_deployment(backend) for backend in backends],
+        "model_list": [_deployment(backend, int(settings.get("health_check_timeout", 5)) if interval > 0 else 0)
+                       for backend in backends],
         "router_settings": {
-            # Replicas of one model in turn; a deployment that fails allowed_fails times in a minute rests
-            # for cooldown_seconds while its requests are retried on the others.
+            # Replicas of one model at random; a deployment that fails more than allowed_fails times in a minute
+            # rests for cooldown_seconds and the retry picks among the others (LiteLLM's cooldown_handlers.py).
             "routing_strategy": "simple-shuffle",
             "num_retries": int(settings.get("num_retries", 2)),
-            "allowed_fails": int(settings.get("allowed_fails", 1)),
+            "allowed_fails": int(settings.get("allowed_fails", 0)),
             "cooldown_time": int(settings.get("cooldown_seconds", 10)),
             "timeout": int(settings.get("timeout_seconds", 600)),
         },

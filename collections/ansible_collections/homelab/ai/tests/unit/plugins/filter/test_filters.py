@@ -139,7 +139,7 @@ def test_http_healthcheck_is_the_test_the_roles_ran_before_it_existed():
 def test_fleet_filters_read_hostvars_and_wrap_errors():
     from ansible.errors import AnsibleFilterError
     from ansible_collections.homelab.ai.plugins.filter.fleet import FilterModule, router_fleet, router_upstream_keys
-    assert set(FilterModule().filters()) == {"router_fleet", "router_upstream_keys"}
+    assert set(FilterModule().filters()) == {"router_fleet", "router_upstream_keys", "fleet_gpus"}
     plan = {"args": ["--model", "/models/tiny-qwen2", "--served-model-name", "tiny-qwen2"], "max_model_len": 2048}
     key = "Vq3nT8pLx2Rk7Wm4Zs9Yb6Hc1Jd5Fg0Ne3Qa8Ur2"
     hostvars = {"box-1": {"vllm_plan_result": {"plan": plan}, "ansible_host": "192.0.2.10", "vllm_api_key": key},
@@ -157,3 +157,16 @@ def test_fleet_filters_read_hostvars_and_wrap_errors():
         router_fleet(hostvars, ["box-9"])
     with pytest.raises(AnsibleFilterError, match="must be a list of inventory names"):
         router_fleet(hostvars, "box-1")
+
+
+def test_fleet_gpus_are_the_other_hosts_gathered_gpus():
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.homelab.ai.plugins.filter.fleet import fleet_gpus
+    gpu = {"index": 0, "name": "NVIDIA GeForce RTX 3060", "memory_total_mib": 12288}
+    hostvars = {"gaming-pc": {"ansible_facts": {"gpus": [dict(gpu, name="NVIDIA GeForce RTX 3090")]}},
+                "box-3060": {"ansible_facts": {"gpus": [gpu]}, "ansible_host": "192.0.2.12"},
+                "cpu-box": {"ansible_facts": {"gpus": []}}, "not-gathered": {}}
+    assert fleet_gpus(hostvars, ["gaming-pc", "box-3060", "cpu-box", "not-gathered"], "gaming-pc") == {
+        "box-3060": {"gpus": [gpu], "address": "192.0.2.12"}}
+    with pytest.raises(AnsibleFilterError, match="must be a list"):
+        fleet_gpus(hostvars, "box-3060", "gaming-pc")

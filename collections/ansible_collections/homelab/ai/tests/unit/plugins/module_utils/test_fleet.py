@@ -58,12 +58,14 @@ def test_replicas_of_one_model_share_a_model_name_and_keys_are_references_only()
                                                      "health_check_interval": 15})
     assert [entry["model_name"] for entry in config["model_list"]] == ["tiny-qwen2", "tiny-qwen2"]
     assert [entry["model_info"]["id"] for entry in config["model_list"]] == ["fleet-a", "fleet-b"]
+    assert [entry["model_info"]["health_check_timeout"] for entry in config["model_list"]] == [5, 5]
     assert config["model_list"][0]["litellm_params"] == {
         "model": "hosted_vllm/tiny-qwen2", "api_base": "http://homelab-fleet-a-vllm:18001/v1",
         "api_key": "os.environ/HOMELAB_UPSTREAM_KEY_FLEET_A"}
     assert config["router_settings"]["num_retries"] == 3 and config["router_settings"]["cooldown_time"] == 5
     assert config["general_settings"] == {"master_key": "os.environ/LITELLM_MASTER_KEY",
-                                          "background_health_checks": True, "health_check_interval": 15}
+                                          "background_health_checks": True, "health_check_interval": 15,
+                                          "enable_health_check_routing": True}
     assert KEY_A not in repr(config) and KEY_B not in repr(config)
     assert fleet.upstream_key_env(hosts) == {"HOMELAB_UPSTREAM_KEY_FLEET_A": KEY_A, "HOMELAB_UPSTREAM_KEY_FLEET_B": KEY_B}
 
@@ -102,6 +104,7 @@ def test_a_keyless_host_gets_a_dummy_key_and_no_environment():
     config = fleet.router_config(fleet.fleet_backends([keyless])["backends"], {"metrics": False,
                                                                                  "health_check_interval": 0})
     assert config["model_list"][0]["litellm_params"]["api_key"] == "none"
+    assert "health_check_timeout" not in config["model_list"][0]["model_info"]  # no background checks
     assert "callbacks" not in config["litellm_settings"]
     assert config["general_settings"] == {"master_key": "os.environ/LITELLM_MASTER_KEY"}
     assert fleet.upstream_key_env([keyless]) == {}
