@@ -101,8 +101,8 @@ def test_a_host_without_a_plan_or_an_address_is_left_out_and_says_how_to_fix_it(
 
 def test_a_keyless_host_gets_a_dummy_key_and_no_environment():
     keyless = tiny_host("box-2", "http://192.0.2.11:8000", key="")
-    config = fleet.router_config(fleet.fleet_backends([keyless])["backends"], {"metrics": False,
-                                                                                 "health_check_interval": 0})
+    config = fleet.router_config(fleet.fleet_backends([keyless])["backends"],
+                                 {"metrics": False, "health_check_interval": 0})
     assert config["model_list"][0]["litellm_params"]["api_key"] == "none"
     assert "health_check_timeout" not in config["model_list"][0]["model_info"]  # no background checks
     assert "callbacks" not in config["litellm_settings"]

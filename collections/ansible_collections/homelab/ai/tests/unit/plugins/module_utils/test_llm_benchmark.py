@@ -197,7 +197,6 @@ def test_metrics_follow_vllm_bench_definitions_on_recorded_smooth_stream():
     assert rec.quality()[0] == "smooth"
 
 
-
 def test_a_stream_through_the_litellm_router_counts_its_usage_and_no_extra_token():
     """LiteLLM's proxy (the fleet's router) sends the usage with an empty delta choice instead of no choices:
     vllm bench's rule alone would call it a token chunk and find no usage at all."""
@@ -210,6 +209,7 @@ def test_a_stream_through_the_litellm_router_counts_its_usage_and_no_extra_token
     assert len(usage_offsets) == 1 and usage_offsets[0] > token_offsets[-1]
     assert rec.token_chunks == len(token_offsets)
     assert rec.latency == pytest.approx(token_offsets[-1])  # the usage chunk does not extend e2el
+
 
 def test_percentile_matches_numpy_linear_interpolation():
     # numpy.percentile([1, 2, 3, 4, 10], [50, 90, 99]) == [3.0, 7.6, 9.76]

@@ -158,8 +158,9 @@ def test_planner_refusal_names_the_multi_host_option():
     assert "Multi-host option: pipeline parallelism over 2 hosts (this host, den) with Ray, PP 2 x TP 1" in msg
     multi = err.value.plan["multi_host"]
     assert multi["fits"] is True and multi["head"] == mh.THIS_HOST
-    assert "%s tok/s expected (%s%% below" % (multi["speed"]["expected_tokens_per_second"],
-                                             multi["speed"]["penalty_percent"]) in msg
+    speed = multi["speed"]
+    expected = "%s tok/s expected (%s%% below" % (speed["expected_tokens_per_second"], speed["penalty_percent"])
+    assert expected in msg
     assert err.value.plan["options"]
 
 
