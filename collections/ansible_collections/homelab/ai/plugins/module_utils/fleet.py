@@ -106,7 +106,9 @@ def fleet_backends(hosts):
 
 
 def _deployment(backend, health_check_timeout):
-    params = {"model": "%s/%s" % (VLLM_PROVIDER, backend["model"]), "api_base": backend["api_base"]}
+    # max_retries 0: the client's own retries would try the same host again; the router's (num_retries) go to
+    # another replica once this one rests.
+    params = {"model": "%s/%s" % (VLLM_PROVIDER, backend["model"]), "api_base": backend["api_base"], "max_retries": 0}
     # LiteLLM sends some key to an OpenAI-compatible server; a keyless vLLM ignores it.
     params["api_key"] = ("os.environ/%s" % key_env_name(backend["host"])) if backend["has_key"] else "none"
     info = {"id": backend["host"], "homelab_host": backend["host"]}

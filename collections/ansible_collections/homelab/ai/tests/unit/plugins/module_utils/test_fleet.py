@@ -61,7 +61,7 @@ def test_replicas_of_one_model_share_a_model_name_and_keys_are_references_only()
     assert [entry["model_info"]["health_check_timeout"] for entry in config["model_list"]] == [5, 5]
     assert config["model_list"][0]["litellm_params"] == {
         "model": "hosted_vllm/tiny-qwen2", "api_base": "http://homelab-fleet-a-vllm:18001/v1",
-        "api_key": "os.environ/HOMELAB_UPSTREAM_KEY_FLEET_A"}
+        "api_key": "os.environ/HOMELAB_UPSTREAM_KEY_FLEET_A", "max_retries": 0}
     assert config["router_settings"]["num_retries"] == 3 and config["router_settings"]["cooldown_time"] == 5
     assert config["general_settings"] == {"master_key": "os.environ/LITELLM_MASTER_KEY",
                                           "background_health_checks": True, "health_check_interval": 15,
