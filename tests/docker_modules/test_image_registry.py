@@ -3,21 +3,12 @@ docker-registry on loopback): the builder pushes after the check passes and name
 that changes nothing pushes nothing; a failed check pushes nothing; a host in pull mode builds nothing and
 pulls that digest; a registry without the tag fails naming the builder."""
 import json
-import urllib.request
 
 from conftest import BASE_IMAGE, docker, image_id, run_module
-
-
-def registry_digest(reg, repository, tag):
-    req = urllib.request.Request("http://%s/v2/%s/manifests/%s" % (reg.address, repository, tag), method="HEAD",
-                                 headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return resp.headers["Docker-Content-Digest"]
+from tests.support.registry import LocalRegistry, manifest_digest
 
 
 def test_the_builder_pushes_once_and_a_pull_host_runs_the_same_digest(prefix, tmp_path):
-    from tests.support.registry import LocalRegistry
-
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text("FROM %s\nRUN echo v1 > /version\n" % BASE_IMAGE)
@@ -32,7 +23,7 @@ def test_the_builder_pushes_once_and_a_pull_host_runs_the_same_digest(prefix, tm
         first = run_module("image_build", {"name": name, "path": str(ctx), "registry": push,
                                            "check_command": ["cat", "/version"]})
         assert first["changed"] and first["built"] and first["pushed"] == repository + ":latest", first
-        digest = registry_digest(reg, "homelab/%s-reg" % prefix, "latest")
+        digest = manifest_digest(reg.address, "homelab/%s-reg" % prefix, "latest")
         assert first["image_ref"] == "%s@%s" % (repository, digest)
 
         again = run_module("image_build", {"name": name, "path": str(ctx), "registry": push})
@@ -42,7 +33,7 @@ def test_the_builder_pushes_once_and_a_pull_host_runs_the_same_digest(prefix, tm
         refused = run_module("image_build", {"name": name, "path": str(ctx), "registry": push,
                                              "check_command": ["sh", "-c", "exit 3"]})
         assert refused.get("failed"), refused
-        assert registry_digest(reg, "homelab/%s-reg" % prefix, "latest") == digest  # nothing pushed
+        assert manifest_digest(reg.address, "homelab/%s-reg" % prefix, "latest") == digest  # nothing pushed
 
         # A host that does not build: the builder's image, by digest, pulled for real.
         docker("image", "rm", "-f", name, first["image_ref"], repository + ":latest", check=False)

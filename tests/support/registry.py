@@ -29,6 +29,14 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def manifest_digest(address, repository, tag):
+    """The digest the registry at ``address`` holds for ``repository:tag`` (its Docker-Content-Digest header)."""
+    req = urllib.request.Request("http://%s/v2/%s/manifests/%s" % (address, repository, tag), method="HEAD",
+                                 headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.headers["Docker-Content-Digest"]
+
+
 class LocalRegistry:
     """``with LocalRegistry(tmp) as reg: reg.push("local/image:tag", "name:tag")``."""
 

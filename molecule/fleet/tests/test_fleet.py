@@ -16,11 +16,14 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(PROJECT / "collections"))
+sys.path.insert(0, str(PROJECT))
 from ansible_collections.homelab.ai.plugins.module_utils.container_rollout import IMAGE_REF_LABEL  # noqa: E402
+from tests.support.registry import manifest_digest  # noqa: E402
 SCENARIO = PROJECT / "molecule" / "fleet"
 STATE = Path("/var/lib/homelab-fleet")
 OUT = PROJECT / "out" / "fleet"
 ROUTER = "http://127.0.0.1:14000"
+REGISTRY = "127.0.0.1:5066"  # molecule/fleet/prepare.yml
 MODEL = "tiny-qwen2"
 BACKENDS = {"fleet-a": "homelab-fleet-a-vllm", "fleet-b": "homelab-fleet-b-vllm"}
 FIGURES = {}
@@ -87,17 +90,10 @@ def test_router_runs_the_built_image_as_non_root_with_no_key_in_it():
 
 
 
-def registry_digest(repository, tag):
-    req = urllib.request.Request("http://127.0.0.1:5066/v2/%s/manifests/%s" % (repository, tag), method="HEAD",
-                                 headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return resp.headers["Docker-Content-Digest"]
-
-
 def test_every_host_runs_the_image_the_builder_pushed_by_digest():
     """fleet-a built and pushed the vLLM image; fleet-b built nothing and runs the same digest."""
-    vllm = "127.0.0.1:5066/homelab/vllm-cpu@" + registry_digest("homelab/vllm-cpu", "0.32.0")
-    router = "127.0.0.1:5066/homelab/router@" + registry_digest("homelab/router", "latest")
+    vllm = REGISTRY + "/homelab/vllm-cpu@" + manifest_digest(REGISTRY, "homelab/vllm-cpu", "0.32.0")
+    router = REGISTRY + "/homelab/router@" + manifest_digest(REGISTRY, "homelab/router", "latest")
     for container, ref in (("homelab-fleet-a-vllm", vllm), ("homelab-fleet-b-vllm", vllm),
                            ("homelab-fleet-router", router)):
         inspected = docker_json("inspect", container)[0]

@@ -13,10 +13,15 @@ from ansible_collections.homelab.ai.plugins.module_utils import fleet
 DEFAULT_VLLM_PORT = 8000
 
 
+def _require_names(names, what):
+    if not isinstance(names, (list, tuple)):
+        raise AnsibleFilterError("%sthe fleet's hosts must be a list of inventory names, got %s"
+                                 % (what, type(names).__name__))
+
+
 def _hosts(hostvars, names):
     """What module_utils/fleet reads of each host, from the play's hostvars (registered results, inventory)."""
-    if not isinstance(names, (list, tuple)):
-        raise AnsibleFilterError("the fleet's hosts must be a list of inventory names, got %s" % type(names).__name__)
+    _require_names(names, "")
     hosts = []
     for name in names:
         if name not in hostvars:
@@ -49,9 +54,7 @@ def router_upstream_keys(hostvars, names):
 
 def fleet_gpus(hostvars, names, this_host):
     """The other inference hosts' GPUs (their gathered gpu facts) and addresses, for vllm_plan's fleet_gpus."""
-    if not isinstance(names, (list, tuple)):
-        raise AnsibleFilterError("fleet_gpus: the fleet's hosts must be a list of inventory names, got %s"
-                                 % type(names).__name__)
+    _require_names(names, "fleet_gpus: ")
     found = {}
     for name in names:
         if name == this_host or name not in hostvars:

@@ -49,6 +49,26 @@ class DaemonUnreachable(HomelabDockerError):
     pass
 
 
+def api_error_text(exc):
+    """What went wrong, as the daemon (or a registry behind it) said it: the API error's explanation, else the
+    message of our own error, else the exception's text."""
+    return getattr(exc, "explanation", None) or getattr(exc, "msg", None) or str(exc)
+
+
+def follow_progress(chunks):
+    """Read a decoded pull/push progress stream to its end; return the digest it reported (or None).
+
+    An ``error`` message inside the stream (the HTTP status was 200) raises HomelabDockerError with its text."""
+    digest = None
+    for chunk in chunks:
+        if not isinstance(chunk, dict):
+            continue
+        if chunk.get("error"):
+            raise HomelabDockerError(chunk["error"])
+        digest = (chunk.get("aux") or {}).get("Digest") or digest
+    return digest
+
+
 def run_docker_module(module, run, doing):
     """Run one Docker module's work and exit: the one place their errors become fail_json.
 

@@ -27,7 +27,9 @@ import uuid
 
 from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
     HomelabDockerError,
+    api_error_text,
     daemon_now,
+    follow_progress,
     get_client,
     inspect_image_or_none,
     is_not_found,
@@ -570,11 +572,9 @@ def pull_missing_bases(client, refs, dockerfile_full):
     for ref in refs:
         repo, tag = split_image_ref(ref)
         try:
-            for chunk in client.pull(repo, tag=tag, stream=True, decode=True):
-                if isinstance(chunk, dict) and chunk.get("error"):
-                    raise HomelabDockerError(chunk["error"])
+            follow_progress(client.pull(repo, tag=tag, stream=True, decode=True))
         except Exception as exc:
-            detail = getattr(exc, "explanation", None) or getattr(exc, "msg", None) or exc
+            detail = api_error_text(exc)
             raise HomelabDockerError(
                 "Base image %s named in %s is not on the Docker host and pulling it failed: %s. Check the "
                 "image name and tag, that its registry (or the daemon's registry-mirrors) is reachable from "
@@ -991,16 +991,13 @@ def _run_stages(params, check_mode, client_factory):
 
 
 def take_from_registry(client, plan, registry, check_mode):
-    """registry.mode pull: nothing is built here; the registry's image for the tag, by digest."""
-    existing = inspect_image_or_none(client, plan.full_name)
+    """registry.mode pull: nothing is built here (no bases, no hash); the registry's image for the tag, by digest."""
+    result, dummy = decide(plan, inspect_image_or_none(client, plan.full_name), {})
     taken = registry_utils.pull(client, registry, plan.full_name, check_mode)
-    return {"changed": taken["changed"], "built": False, "name": plan.full_name, "inputs_hash": None,
-            "previous_inputs_hash": _image_labels(existing).get(INPUTS_HASH_LABEL), "image_id": taken["image_id"],
-            "previous_image_id": existing["Id"] if existing else None, "log_path": plan.log_path, "check": None,
-            "base_images": {}, "pulled_bases": [], "context_files": 0, "previous_tag": None,
-            "previous_tag_image_id": None, "removed_images": [], "kept_images": [], "image_ref": taken["image_ref"],
-            "pulled": taken["pulled"], "pushed": None,
-            "diff": {"before": {"image_ref": None}, "after": {"image_ref": taken["image_ref"]}}}
+    result.update({"changed": taken["changed"], "image_id": taken["image_id"], "image_ref": taken["image_ref"],
+                   "pulled": taken["pulled"], "pushed": None,
+                   "diff": {"before": {"image_ref": None}, "after": {"image_ref": taken["image_ref"]}}})
+    return result
 
 
 def _build_stages(client, plan, params, check_mode):

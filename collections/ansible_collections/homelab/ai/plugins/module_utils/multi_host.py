@@ -72,15 +72,6 @@ ACTIVATION_BYTES = {"float32": 4}
 TP_SIZES = (1, 2, 4, 8)
 
 
-def _entry(model, name):
-    name = name or model.get("_name") or "model"
-    entry, errors = model_registry.validate_entry(name, dict((k, v) for k, v in model.items() if k != "_name"))
-    if errors:
-        raise model_registry.RegistryError(errors)
-    entry["_name"] = name
-    return entry
-
-
 def _node(name, spec, reserve):
     """One host: GPUs (gpu_facts dicts) sorted by usable memory, what others hold, its address."""
     spec = {"gpus": spec} if isinstance(spec, list) else dict(spec)
@@ -318,7 +309,7 @@ def pipeline_option(model, hosts, head=None, vllm_version="0.32.0", name=None, g
     """The multi-host pipeline-parallel option for ``model`` over ``hosts`` (name -> gpu_facts GPUs, or a dict
     with gpus, address, interface, is_wsl, others_gib); ``head`` serves the API and holds the first stage
     (default: the host with the most memory). Returns a dict; ``fits`` False carries ``shortfall_gib``."""
-    entry = _entry(model, name)
+    entry = vp.registry_entry(model, name or model.get("_name") or "model")
     entry["_vllm_version"] = vllm_version
     feats = vllm_releases.features(vllm_version)
     nodes = [_node(n, hosts[n], gpu_reserve_gib) for n in sorted(hosts)]

@@ -21,7 +21,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
-    HomelabDockerError, inspect_image_or_none, split_image_ref)
+    HomelabDockerError, api_error_text, follow_progress, inspect_image_or_none, split_image_ref)
 
 MODES = ("push", "pull")
 _ADDRESS_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
@@ -58,16 +58,12 @@ def auth_config(registry):
     return {"username": registry["username"], "password": registry["password"], "serveraddress": registry["address"]}
 
 
-def _explain(exc):
-    return getattr(exc, "explanation", None) or getattr(exc, "msg", None) or str(exc)
-
-
 def remote_digest(client, registry, repository, tag):
     """The manifest digest the registry holds for ``repository:tag``, or None when it has no such tag."""
     try:
         found = client.inspect_distribution("%s:%s" % (repository, tag), auth_config=auth_config(registry))
     except Exception as exc:  # docker.errors.APIError: the daemon relays the registry's answer
-        text = _explain(exc)
+        text = api_error_text(exc)
         if re.search(r"manifest unknown|not found|404", str(text), re.IGNORECASE):
             return None
         raise HomelabDockerError("the registry %s did not answer for %s:%s: %s. Check registry.address, that the "
@@ -82,17 +78,6 @@ def local_digest(image, repository):
         if ref.startswith(repository + "@"):
             return ref[len(repository) + 1:]
     return None
-
-
-def _stream(client_call, what):
-    digest = None
-    for chunk in client_call:
-        if not isinstance(chunk, dict):
-            continue
-        if chunk.get("error"):
-            raise HomelabDockerError("%s failed: %s" % (what, chunk["error"]))
-        digest = ((chunk.get("aux") or {}).get("Digest")) or digest
-    return digest
 
 
 def push(client, registry, name, image_id, check_mode=False):
@@ -110,12 +95,10 @@ def push(client, registry, name, image_id, check_mode=False):
     client.tag(image_id, repository, tag=tag)
     what = "pushing %s:%s to the registry %s" % (repository, tag, registry["address"])
     try:
-        digest = _stream(client.push(repository, tag=tag, stream=True, decode=True,
-                                     auth_config=auth_config(registry)), what)
-    except HomelabDockerError:
-        raise
+        digest = follow_progress(client.push(repository, tag=tag, stream=True, decode=True,
+                                             auth_config=auth_config(registry)))
     except Exception as exc:
-        raise HomelabDockerError("%s failed: %s" % (what, _explain(exc)))
+        raise HomelabDockerError("%s failed: %s" % (what, api_error_text(exc)))
     digest = digest or local_digest(inspect_image_or_none(client, image_id), repository)
     if not digest:
         raise HomelabDockerError("%s reported no digest: the registry did not confirm the push" % what)
@@ -142,11 +125,9 @@ def pull(client, registry, name, check_mode=False):
         return {"changed": True, "image_ref": ref, "image_id": None, "pulled": ref}
     what = "pulling %s from the registry" % ref
     try:
-        _stream(client.pull(repository, tag=digest, stream=True, decode=True, auth_config=auth_config(registry)), what)
-    except HomelabDockerError:
-        raise
+        follow_progress(client.pull(repository, tag=digest, stream=True, decode=True, auth_config=auth_config(registry)))
     except Exception as exc:
-        raise HomelabDockerError("%s failed: %s" % (what, _explain(exc)))
+        raise HomelabDockerError("%s failed: %s" % (what, api_error_text(exc)))
     image = inspect_image_or_none(client, ref)
     if image is None:
         raise HomelabDockerError("%s ended without the image on the Docker host" % what)

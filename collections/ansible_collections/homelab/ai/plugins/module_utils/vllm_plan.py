@@ -422,6 +422,15 @@ def _options_in(name, gpu_memory_utilization, co_tenants, gpu_reserve_gib, wsl_c
     return tenants, list(running or []), dict(previous or {})
 
 
+def registry_entry(model, name):
+    """``model`` validated as the registry entry ``name`` (RegistryError listing every problem), named."""
+    entry, errors = model_registry.validate_entry(name, dict((k, v) for k, v in model.items() if k != "_name"))
+    if errors:
+        raise model_registry.RegistryError(errors)
+    entry["_name"] = name
+    return entry
+
+
 def plan(model, gpus, wsl=None, vllm_version="0.32.0", name=None, max_model_len=None,
          gpu_memory_utilization=0.9, min_tokens_per_second=None, allow_cpu_offload=False,
          pcie_gbps=DEFAULT_PCIE_GBPS, cpu_kvcache_space_gib=1, cpu_has_compiler=False, max_num_seqs=None,
@@ -433,10 +442,7 @@ def plan(model, gpus, wsl=None, vllm_version="0.32.0", name=None, max_model_len=
     model fits no GPU of this host, the refusal names the multi-host option (module_utils/multi_host.py)."""
     name = name or (model.get("_name") if isinstance(model, dict) else None) or "model"
     _check_model_numbers(name, model)
-    entry, errors = model_registry.validate_entry(name, dict((k, v) for k, v in model.items() if k != "_name"))
-    if errors:
-        raise model_registry.RegistryError(errors)
-    entry["_name"] = name
+    entry = registry_entry(model, name)
     feats = vllm_releases.features(vllm_version)
     wsl = wsl or {}
     tenants, running, previous = _options_in(name, gpu_memory_utilization, co_tenants, gpu_reserve_gib,

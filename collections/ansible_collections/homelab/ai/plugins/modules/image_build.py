@@ -270,7 +270,7 @@ RETURN = r"""
 image_ref:
   description:
     - What to run. Without I(registry) the C(repo:tag) I(name); with one, the image by digest
-      (C(<address>/<project>/<name>@sha256:...)). Null in check mode when a build or push would come first.
+      (C(<address>/<project>/<name>@sha256:...)), null in check mode when a build or push would come first.
   returned: always
   type: str
   sample: harbor.lan/homelab/router@sha256:4f1c...
