@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, homelab.ai contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filter: the gpu_host role's decision (module_utils/gpu_host_verdict.py)."""
+"""Filters: the gpu_host role's decision (module_utils/gpu_host_verdict.py) and what it detects again
+(module_utils/host_detect.py)."""
 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
@@ -9,6 +10,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.homelab.ai.plugins.module_utils import gpu_host_verdict as ghv
+from ansible_collections.homelab.ai.plugins.module_utils import host_detect
 
 
 def gpu_host_verdict(facts, thresholds, recorded=None, allow_path_change=False, facts_dir="/etc/ansible/facts.d"):
@@ -22,6 +24,14 @@ def gpu_host_verdict(facts, thresholds, recorded=None, allow_path_change=False, 
                        allow_path_change=bool(allow_path_change), facts_dir=facts_dir)
 
 
+def host_aspects_to_detect(facts, probe_image=None, detected_earlier=False):
+    """The homelab.ai.host_facts aspects a task must detect, given the facts the host has (see host_detect)."""
+    if facts is not None and not isinstance(facts, dict):
+        raise AnsibleFilterError("host_aspects_to_detect: the input must be ansible_facts (a dict), got %s"
+                                 % type(facts).__name__)
+    return host_detect.aspects_to_detect(facts, probe_image=probe_image or None, detected_earlier=bool(detected_earlier))
+
+
 class FilterModule(object):
     def filters(self):
-        return {"gpu_host_verdict": gpu_host_verdict}
+        return {"gpu_host_verdict": gpu_host_verdict, "host_aspects_to_detect": host_aspects_to_detect}

@@ -8,6 +8,8 @@
 (AnsiballZ, a Python interpreter, the imports) costs more than the detection itself, so a play that
 wants all three aspects pays it once. The parsing stays in ``wsl``, ``nvidia_smi`` and
 ``container_runtime``.
+
+``aspects_to_detect`` is the gpu_host role's choice of what a task must detect again after the gathering.
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -18,6 +20,25 @@ from ansible_collections.homelab.ai.plugins.module_utils import container_runtim
 ASPECTS = ("wsl", "gpu", "container_runtime")
 # The ansible_facts keys each aspect sets.
 FACT_KEYS = {"wsl": ("wsl",), "gpu": ("gpus", "gpu_summary"), "container_runtime": ("container_runtime",)}
+
+
+def aspects_to_detect(facts, probe_image=None, detected_earlier=False):
+    """The aspects a task must detect, given the facts the host already has.
+
+    WSL and the GPUs do not change within a run: detected once. The container runtime is detected
+    again when an earlier role of this run saw it (``detected_earlier``: the engine may have been
+    installed or restarted since), and when a GPU probe is asked (``probe_image``) that the facts
+    did not run with that image.
+    """
+    facts = facts if isinstance(facts, dict) else {}
+    aspects = [a for a in ("wsl", "gpu") if any(k not in facts for k in FACT_KEYS[a])]
+    runtime = facts.get("container_runtime")
+    probe = (runtime or {}).get("probe") or {}
+    probe_missing = bool(probe_image) and (probe.get("image") != probe_image
+                                           or (not probe.get("ran") and not probe.get("error")))
+    if not isinstance(runtime, dict) or detected_earlier or probe_missing:
+        aspects.append("container_runtime")
+    return aspects
 
 
 def detect_wsl(module=None):

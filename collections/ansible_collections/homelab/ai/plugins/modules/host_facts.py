@@ -21,6 +21,11 @@ description:
     C(playbooks/stack.yml), the one aspect that C(playbooks/gaming_host.yml) can change in between).
   - Sets the same C(ansible_facts) keys as the three modules, with the same contents; their RETURN
     documents every field.
+  - As a play's only facts module (C(ansible_facts_modules=[homelab.ai.host_facts]), the way
+    C(playbooks/preflight.yml) and C(playbooks/stack.yml) gather), it also collects what
+    M(ansible.builtin.setup) collects for O(setup_subset), with ansible-core's own collectors, so that
+    the gathering and the detection are one module run instead of two. C(gather_subset) on such a play is not passed to
+    it (ansible-core warns and drops it); set O(setup_subset) through C(module_defaults) instead.
   - Never fails because WSL, a GPU, a driver or an engine is absent. Makes no changes.
 options:
   detect:
@@ -40,6 +45,18 @@ options:
     description: Seconds the probe container may run.
     type: int
     default: 60
+  setup_subset:
+    description:
+      - The M(ansible.builtin.setup) subsets to collect as well, as its C(gather_subset) (C(min), C(network),
+        C(!all), ...), into the same C(ansible_facts) keys setup sets.
+      - The default suits the module as a play's facts module. A task that only detects again passes C([]).
+    type: list
+    elements: str
+    default: [min]
+  fact_path:
+    description: Where the C(local) subset reads local facts (C(ansible_local)), as M(ansible.builtin.setup)'s C(fact_path).
+    type: path
+    default: /etc/ansible/facts.d
 extends_documentation_fragment:
   - homelab.ai.container_runtime
   - homelab.ai.attributes
@@ -61,12 +78,25 @@ author:
 """
 
 EXAMPLES = r"""
-- name: Detect WSL, the GPUs and the container runtime
+# As the play's facts module, setup's minimal subset and the detection in one module run, a play sets:
+#   vars:
+#     ansible_facts_modules: [homelab.ai.host_facts]
+#   module_defaults:
+#     homelab.ai.host_facts:
+#       nvidia_smi_timeout: 30
+# and its tasks read ansible_facts.distribution and ansible_facts.gpus alike.
+
+- name: Detect WSL, the GPUs and the container runtime (and setup's minimal facts)
   homelab.ai.host_facts:
+
+- name: Detect only, without setup's facts
+  homelab.ai.host_facts:
+    setup_subset: []
 
 - name: Detect again only what a later play can have changed
   homelab.ai.host_facts:
     detect: [container_runtime]
+    setup_subset: []
 
 - name: Refuse a host without a usable GPU
   ansible.builtin.assert:
@@ -103,10 +133,16 @@ ansible_facts:
       description: As M(homelab.ai.container_runtime_facts) returns it.
       returned: when O(detect) has C(container_runtime)
       type: dict
+    ansible_*:
+      description: What M(ansible.builtin.setup) sets for O(setup_subset) (with C(gather_subset) and C(module_setup)).
+      returned: when O(setup_subset) is not empty
+      type: raw
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.facts.collector import CollectorNotFoundError, CycleFoundInFactDeps, UnresolvedFactDep
 
+from ansible_collections.homelab.ai.plugins.module_utils import setup_facts
 from ansible_collections.homelab.ai.plugins.module_utils.host_detect import ASPECTS, detect
 
 
@@ -121,16 +157,24 @@ def main():
             probe_gpu_container=dict(type="bool", default=False),
             probe_image=dict(type="str", default="homelab/debian:bookworm"),
             probe_timeout=dict(type="int", default=60),
+            setup_subset=dict(type="list", elements="str", default=["min"]),
+            fact_path=dict(type="path", default="/etc/ansible/facts.d"),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    facts = detect(
+    facts = {}
+    if p["setup_subset"]:
+        try:
+            facts = setup_facts.collect(module, p["setup_subset"])
+        except (TypeError, CollectorNotFoundError, CycleFoundInFactDeps, UnresolvedFactDep) as exc:  # as setup catches them
+            module.fail_json(msg="setup_subset=%s: %s" % (p["setup_subset"], exc))
+    facts.update(detect(
         module, p["detect"],
         gpu_options=dict(nvidia_smi_path=p["nvidia_smi_path"], timeout=p["nvidia_smi_timeout"]),
         runtime_options=dict(docker_cli=p["docker_cli"], docker_host=p["docker_host"],
                              probe=p["probe_gpu_container"], probe_image=p["probe_image"],
-                             probe_timeout=p["probe_timeout"]))
+                             probe_timeout=p["probe_timeout"])))
     module.exit_json(changed=False, detected=[a for a in ASPECTS if a in p["detect"]], ansible_facts=facts)
 
 

@@ -170,3 +170,15 @@ def test_fleet_gpus_are_the_other_hosts_gathered_gpus():
         "box-3060": {"gpus": [gpu], "address": "192.0.2.12"}}
     with pytest.raises(AnsibleFilterError, match="must be a list"):
         fleet_gpus(hostvars, "box-3060", "gaming-pc")
+
+
+def test_gpu_host_filters():
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.homelab.ai.plugins.filter.gpu_host_verdict import FilterModule, host_aspects_to_detect
+    assert set(FilterModule().filters()) == {"gpu_host_verdict", "host_aspects_to_detect"}
+    assert host_aspects_to_detect({}) == ["wsl", "gpu", "container_runtime"]
+    gathered = {"wsl": {}, "gpus": [], "gpu_summary": {}, "container_runtime": {"probe": {"ran": False}}}
+    assert host_aspects_to_detect(gathered, "", False) == []
+    assert host_aspects_to_detect(gathered, None, True) == ["container_runtime"]
+    with pytest.raises(AnsibleFilterError, match="must be ansible_facts"):
+        host_aspects_to_detect(["wsl"])
