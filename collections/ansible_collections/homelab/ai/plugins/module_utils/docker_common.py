@@ -150,6 +150,16 @@ def inspect_container_or_none(client, name):
         raise
 
 
+def running_names(client, names):
+    """The names among ``names`` whose container runs now (exact names; a missing container is not running)."""
+    running = []
+    for name in names:
+        info = inspect_container_or_none(client, name)
+        if info and (info.get("State") or {}).get("Running"):
+            running.append(name)
+    return running
+
+
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 

@@ -32,12 +32,14 @@ extends_documentation_fragment:
   - homelab.ai.attributes
   - homelab.ai.attributes.info_module
   - homelab.ai.attributes.idempotent_not_modify_state
-  - homelab.ai.attributes.posix
+  - homelab.ai.docker
 attributes:
   check_mode:
-    details: Pure computation, identical in check mode.
+    details: Computation and read-only queries (the previous plan's file, the running containers), identical in check mode.
   platform:
-    details: Runs anywhere; the facts it needs are parameters.
+    details:
+      - Runs anywhere; the facts it needs are parameters (or detected, when left out).
+      - The Docker daemon is asked only for O(stack_containers).
 options:
   model:
     description:
@@ -117,10 +119,20 @@ options:
     type: float
     default: 1.3
   running:
-    description: Names of the stack's containers running now (C(vllm) and co-tenant names).
+    description:
+      - Members of the stack running now (C(vllm) and co-tenant names), as the caller knows them.
+      - Joined with those O(stack_containers) finds running.
     type: list
     elements: str
     default: []
+  stack_containers:
+    description:
+      - The stack's members (C(vllm) and co-tenant names) to the name of their container. The module asks the
+        Docker daemon (O(docker_host)) which of them run now, by exact name, so a play needs no separate
+        container listing. Empty asks nothing (a host whose engine is not installed yet).
+      - A daemon that cannot be reached fails the task, naming the socket and the fix.
+    type: dict
+    default: {}
   previous:
     description: The C(remember) dict of the previous plan, passed back verbatim.
     type: dict
@@ -166,7 +178,9 @@ EXAMPLES = r"""
         dtype: float16
         width: 512
         height: 512
-    running: "{{ stack_running_containers | default([]) }}"
+    stack_containers:
+      vllm: homelab-vllm
+      image_server: homelab-image-server
     previous: "{{ ansible_local.vllm_plan.remember | default({}) }}"
   register: vllm_plan_result
 
@@ -262,6 +276,12 @@ options_table:
   returned: success
   type: list
   elements: str
+running:
+  description: The members counted as the stack's own running ones (O(running) and those O(stack_containers) found running).
+  returned: success
+  type: list
+  elements: str
+  sample: [vllm]
 multi_host:
   description:
     - On the refusal of a model that fits no GPU of this host, with O(fleet_gpus) given, the multi-host option
@@ -282,9 +302,10 @@ ansible_facts:
 import json
 import os
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 from ansible_collections.homelab.ai.plugins.module_utils import vllm_plan as planner
+from ansible_collections.homelab.ai.plugins.module_utils import docker_common
 from ansible_collections.homelab.ai.plugins.module_utils.gpu_ledger import GpuFactsError
 from ansible_collections.homelab.ai.plugins.module_utils.host_detect import detect
 from ansible_collections.homelab.ai.plugins.module_utils import model_registry
@@ -317,6 +338,21 @@ def read_previous(module, path):
     return (fact.get("remember") if isinstance(fact, dict) else None) or {}
 
 
+def running_members(module, stack_containers, docker_host):
+    """The members of ``stack_containers`` whose container runs now, as the Docker daemon says."""
+    if not stack_containers:
+        return []
+    if not docker_common.HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker") + " (stack_containers asks the Docker daemon)",
+                         exception=docker_common.DOCKER_IMPORT_ERROR)
+    try:
+        client = docker_common.get_client(docker_host)
+        names = docker_common.running_names(client, stack_containers.values())
+    except docker_common.HomelabDockerError as exc:
+        module.fail_json(msg="stack_containers: %s" % exc.msg)
+    return [member for member, name in stack_containers.items() if name in names]
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -338,6 +374,8 @@ def main():
             gpu_reserve_gib=dict(type="float", default=0.5),
             wsl_cuda_context_gib=dict(type="float", default=1.3),
             running=dict(type="list", elements="str", default=[]),
+            stack_containers=dict(type="dict", default={}),
+            docker_host=dict(type="str", fallback=(env_fallback, ["DOCKER_HOST"])),
             previous=dict(type="dict", default={}),
             previous_fact=dict(type="path"),
             replan_tolerance_mib=dict(type="int", default=512),
@@ -359,6 +397,7 @@ def main():
     elif max_len == "":
         max_len = None
     previous = p["previous"] or read_previous(module, p["previous_fact"])
+    running = sorted(set(p["running"]) | set(running_members(module, p["stack_containers"], p["docker_host"])))
     # What the play did not detect, this run detects (host_facts' own code), and hands back as facts.
     detected = detect(module, [aspect for aspect, given in (("wsl", p["wsl"]), ("gpu", p["gpus"])) if given is None])
     gpus = p["gpus"] if p["gpus"] is not None else detected["gpus"]
@@ -370,7 +409,7 @@ def main():
             allow_cpu_offload=p["allow_cpu_offload"], pcie_gbps=p["pcie_gbps"],
             cpu_kvcache_space_gib=p["cpu_kvcache_space_gib"], cpu_has_compiler=p["cpu_has_compiler"],
             max_num_seqs=p["max_num_seqs"], co_tenants=p["co_tenants"], gpu_reserve_gib=p["gpu_reserve_gib"],
-            wsl_cuda_context_gib=p["wsl_cuda_context_gib"], running=p["running"], previous=previous,
+            wsl_cuda_context_gib=p["wsl_cuda_context_gib"], running=running, previous=previous,
             replan_tolerance_mib=p["replan_tolerance_mib"], kv_cache_dtype=p["kv_cache_dtype"],
             fleet_gpus=p["fleet_gpus"])
     except planner.PlanRefused as exc:
@@ -378,7 +417,8 @@ def main():
                          choices=(exc.plan or {}).get("choices", []), multi_host=(exc.plan or {}).get("multi_host"))
     except (RegistryError, UnsupportedRelease, GpuFactsError) as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, plan=result, options_table=planner.options_table(result), ansible_facts=detected)
+    module.exit_json(changed=False, plan=result, options_table=planner.options_table(result), running=running,
+                     ansible_facts=detected)
 
 
 if __name__ == "__main__":
