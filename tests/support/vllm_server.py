@@ -148,9 +148,10 @@ def free_port() -> int:
 
 
 def serve_command(dtype: str = DEFAULT_DTYPE, max_model_len: int = DEFAULT_MAX_MODEL_LEN,
-                  extra_args: Sequence[str] = ()) -> list[str]:
-    """`vllm serve` command line for the tiny model inside the container."""
-    return ["vllm", "serve", MODEL_PATH, "--served-model-name", MODEL_NAME,
+                  extra_args: Sequence[str] = (), model_path: str = MODEL_PATH,
+                  model_name: str = MODEL_NAME) -> list[str]:
+    """`vllm serve` command line for the tiny model (or model_path, served as model_name) inside the container."""
+    return ["vllm", "serve", model_path, "--served-model-name", model_name,
             "--host", "0.0.0.0", "--port", str(CONTAINER_PORT),
             "--max-model-len", str(max_model_len), "--dtype", dtype, "--enforce-eager", *extra_args]
 
@@ -204,8 +205,9 @@ def wait_healthy(base_url: str, container: str, timeout: float) -> float:
 def running_vllm_container(port: int | None = None, *, image: str = VLLM_IMAGE, volume: str = MODEL_VOLUME,
                            dtype: str = DEFAULT_DTYPE, max_model_len: int = DEFAULT_MAX_MODEL_LEN,
                            extra_args: Sequence[str] = (), env: dict[str, str] | None = None,
-                           timeout: float = 300, name: str | None = None) -> Iterator[VllmServer]:
-    """Start `vllm serve` for the tiny model in a container, wait for /health, yield, remove it.
+                           timeout: float = 300, name: str | None = None, model_path: str = MODEL_PATH,
+                           model_name: str = MODEL_NAME) -> Iterator[VllmServer]:
+    """Start `vllm serve` for the tiny model (or model_path in the volume) in a container, wait for /health, yield, remove it.
 
     The port is published on 127.0.0.1 only (a free one when port is None). The model volume is
     mounted read-only. The container is removed on exit, also when the body raised.
@@ -218,7 +220,7 @@ def running_vllm_container(port: int | None = None, *, image: str = VLLM_IMAGE, 
     # --shm-size: vLLM's engine/worker message queue needs ~160 MiB of /dev/shm (Docker gives 64 MiB).
     docker("run", "-d", "--name", name, "--label", CONTAINER_LABEL, "--cap-add", "SYS_NICE", "--shm-size", "1g",
            "-p", f"127.0.0.1:{port}:{CONTAINER_PORT}", "-v", f"{volume}:/models:ro", *env_args,
-           image, *serve_command(dtype, max_model_len, extra_args))
+           image, *serve_command(dtype, max_model_len, extra_args, model_path, model_name))
     try:
         base_url = f"http://127.0.0.1:{port}"
         wait_healthy(base_url, name, timeout)
