@@ -210,7 +210,7 @@ def pooled(blocks):
             "ttft_ms": statistics.median(b["ttft_ms"] for b in blocks), "completed": count}
 
 
-def run_repetition(args, rep):
+def cli_repetition(args, rep):
     """--blocks blocks per side, ABBA order, args.num_prompts requests per side in all."""
     per_block = max(1, args.num_prompts // args.blocks)
     ours, theirs, qualities = [], [], []
@@ -356,7 +356,7 @@ def main():
             print("warm-up: %d requests, %.1f tok/s (1/mean TPOT), not counted"
                   % (args.warmup, 1000 / warm["mean_tpot_ms"]), flush=True)
         for rep in range(args.reps):
-            rows.append(paired_repetition(args, rep) if args.method == "paired" else run_repetition(args, rep))
+            rows.append(paired_repetition(args, rep) if args.method == "paired" else cli_repetition(args, rep))
     if not rows:
         return
     med_mean = statistics.median(r["ratio_mean"] for r in rows)
