@@ -43,10 +43,11 @@ BUFFERED_TTFT_E2E_RATIO = 0.9
 # Classification needs enough tokens to mean anything.
 MIN_TOKENS_TO_CLASSIFY = 16
 
-QUALITY_ORDER = ("smooth", "bursty", "buffered")
-# Per request there is a fourth class, "stalled": the first token came after >= 90% of the request
-# time although the messages arrived one by one (a starved API server holding them back). Such a
-# request shows no decode; it is left out of the timing figures (see aggregate()).
+QUALITY_ORDER = ("smooth", "bursty", "stalled", "buffered")
+# "stalled": the first token came after >= 90% of the request time although the messages arrived
+# one by one (a starved API server holding them back, not a proxy). Such a request shows no decode;
+# it is left out of the timing figures, and a run where no request showed decode is "stalled" as a
+# whole unless half of it was buffered (see aggregate()).
 
 
 def _carries_nothing(choice):
@@ -287,8 +288,9 @@ def aggregate(records, duration_s):
 
     One deviation, for hosts that stall: requests that showed no decode (stalled, or buffered
     while fewer than half are) are left out of the timing figures and counted in
-    ``excluded_requests``. When half or more are buffered, or no request is left, the whole run
-    is ``buffered`` and no rate is meaningful.
+    ``excluded_requests``. When half or more are buffered, the whole run is ``buffered`` (something
+    holds the stream back); when no request is left otherwise, it is ``stalled`` (the API server was
+    starved). Either way no rate is meaningful.
     """
     ok = [r for r in records if r.success]
     qualities = {"smooth": 0, "bursty": 0, "stalled": 0, "buffered": 0}
@@ -302,7 +304,8 @@ def aggregate(records, duration_s):
     timed = [r for r, q in classified if q not in ("buffered", "stalled")]
     excluded = len(ok) - len(timed)
     if ok and (qualities["buffered"] * 2 >= len(ok) or not timed):
-        worst = "buffered"  # a proxy holds the stream back, or no request showed any decode
+        # a proxy holds the stream back, or no request showed any decode
+        worst = "buffered" if qualities["buffered"] * 2 >= len(ok) else "stalled"
         timed = ok
         excluded = 0
     elif ok:

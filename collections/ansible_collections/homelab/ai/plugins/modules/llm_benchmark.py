@@ -19,9 +19,13 @@ description:
     ITL, e2el, output throughput; output token counts come from the server's usage.
   - RV(decode_tokens_per_second) is 1 / mean TPOT, the single-stream decode speed that the decision
     record quotes as "~19 tok/s" for Qwen3-32B-AWQ on an RTX 3090.
-  - Classifies the stream as C(smooth), C(bursty) or C(buffered). A buffered stream (all tokens in a
+  - Classifies the stream as C(smooth), C(bursty), C(stalled) or C(buffered). A buffered stream (all tokens in a
     few chunks, as behind a buffering proxy) yields no rate and fails the gate; a bursty one still
     reports TPOT from usage, with a warning.
+  - A stalled round (no request showed decode, yet the tokens came one by one, all at the end of each request;
+    vLLM's API server starved of CPU by other work on the host) is measured again after a 2 s pause, up to three
+    rounds in all; the stalled rounds' evidence is returned as RV(stalled_rounds). Only when all three stall does
+    the gate fail on it.
   - On a failed gate it explains the likely cause from O(plan), C(/metrics) preemptions and O(gpu).
   - The module runs on the host it targets (use C(delegate_to) to measure from elsewhere) and writes
     O(report_path) there. Writing the report is not counted as a change.
@@ -240,10 +244,19 @@ total_output_tokens:
   returned: when measured
   type: int
 stream_quality:
-  description: Worst stream classification over the measured requests.
+  description: >-
+    Worst stream classification over the measured requests - C(smooth), C(bursty), C(stalled) (no request
+    showed decode, the tokens came one by one at the end) or C(buffered) (half or more came in a few chunks).
   returned: when measured
   type: str
   sample: smooth
+stalled_rounds:
+  description: >-
+    C(duration_s), C(ttft_ms) and C(stream_evidence) of each round that stalled, in order (the other figures
+    are those of the last round measured); empty when the first round showed decode.
+  returned: when measured
+  type: list
+  elements: dict
 stream_evidence:
   description: >-
     Medians over requests of chunks_per_output_token, arrivals_per_output_token, ttft_e2e_ratio,

@@ -40,13 +40,18 @@ def load_fixture(name):
 
 
 class ReplayServer:
-    def __init__(self, fixtures, slow=1.0, auth_key=None, unauthorized=None):
+    def __init__(self, fixtures, slow=1.0, auth_key=None, unauthorized=None, stalled_streams=0):
         """fixtures: list of fixture dicts, merged (later ones win per exchange).
 
         auth_key/unauthorized: when set, /v1/ requests without ``Bearer auth_key`` get the
         recorded unauthorized exchange for their method and path.
+        stalled_streams: the first N streamed answers are held back until the recorded stream's end,
+        then written message by message 0.5 ms apart, as a CPU-starved vLLM API server sent them
+        (TTFT 540 ms, then 64 separate messages within 2 ms, seen live on the loaded 2-core host).
         """
         self.exchanges = {}
+        self.stalled_left = stalled_streams
+        self.lock = threading.Lock()
         for fx in fixtures:
             self.exchanges.update(fx["exchanges"])
         self.slow = slow
@@ -96,8 +101,12 @@ class ReplayServer:
                 self.end_headers()
                 self.wfile.flush()
                 start = time.perf_counter()
+                with server.lock:
+                    stalled, server.stalled_left = server.stalled_left > 0, max(0, server.stalled_left - 1)
+                if stalled:
+                    time.sleep(exchange["reads"][-1][0] * server.slow)
                 for offset, text in exchange["reads"]:
-                    delay = start + offset * server.slow - time.perf_counter()
+                    delay = 0.0005 if stalled else start + offset * server.slow - time.perf_counter()
                     if delay > 0:
                         time.sleep(delay)
                     data = text.encode("utf-8")
@@ -261,7 +270,10 @@ def test_stalled_requests_are_left_out_and_all_stalled_means_no_rate():
     agg = sm.aggregate([stalled, stalled, smooth], 10.0)
     assert agg["stream_quality"] == "bursty" and agg["stream_evidence"]["excluded_requests"] == 2
     assert agg["decode_tokens_per_second"] == pytest.approx(1 / smooth.tpot, rel=1e-3)
-    assert sm.aggregate([stalled, stalled], 10.0)["stream_quality"] == "buffered"
+    # no request showed decode, none was buffered: the run stalled (a starved server, not a proxy)
+    assert sm.aggregate([stalled, stalled], 10.0)["stream_quality"] == "stalled"
+    buffered = replay_record(load_fixture("buffered")["exchanges"][CHAT])
+    assert sm.aggregate([stalled, buffered], 10.0)["stream_quality"] == "buffered"
 
 
 # --- against the replay server -----------------------------------------------------------------
@@ -330,6 +342,40 @@ def test_buffered_stream_reports_no_rate_and_fails(replay):
     assert res["decode_tokens_per_second"] is None
     assert res["passed"] is False
     assert "proxy_buffering off" in res["gate"]["failures"][0]
+    # buffering is the stack's own doing: it is never measured again
+    assert res["stalled_rounds"] == []
+    assert len([r for r in srv.requests if r["method"] == "POST"]) == 2
+
+
+@pytest.mark.parametrize("stalled_rounds", [1, 2])
+def test_stalled_rounds_are_measured_again_and_the_one_with_decode_counts(replay, stalled_rounds):
+    fx = load_fixture("smooth")
+    srv = replay("smooth", slow=1.0, stalled_streams=2 * stalled_rounds)  # 2 requests per round
+    pauses = []
+    res = lb.run_benchmark(params(srv.url, fx["model"], min_tokens_per_second=1.0), sleep=pauses.append)
+    assert len([r for r in srv.requests if r["method"] == "POST"]) == 2 * (stalled_rounds + 1)
+    assert pauses == [lb.STALL_PAUSE_S] * stalled_rounds
+    assert len(res["stalled_rounds"]) == stalled_rounds
+    assert res["stalled_rounds"][0]["stream_evidence"]["requests_by_quality"]["stalled"] == 2
+    assert res["stalled_rounds"][0]["ttft_ms"]["median"] > 700  # held back to the recorded end (0.77 s)
+    assert res["stream_quality"] == "smooth" and res["passed"] is True
+    assert res["decode_tokens_per_second"] is not None
+    assert any("%d round(s) stalled" % stalled_rounds in w for w in res["gate"]["warnings"])
+
+
+def test_a_server_that_stalls_in_every_round_fails_as_starved_not_as_buffered(replay):
+    fx = load_fixture("smooth")
+    srv = replay("smooth", slow=1.0, stalled_streams=100)
+    pauses = []
+    res = lb.run_benchmark(params(srv.url, fx["model"], min_tokens_per_second=1.0), sleep=pauses.append)
+    rounds = lb.MEASURED_ROUNDS_MAX
+    assert len([r for r in srv.requests if r["method"] == "POST"]) == 2 * rounds  # never one more round
+    assert len(pauses) == rounds - 1 and len(res["stalled_rounds"]) == rounds
+    assert res["stream_quality"] == "stalled" and res["passed"] is False
+    assert res["decode_tokens_per_second"] is None
+    failure = res["gate"]["failures"][0]
+    assert "starved of CPU" in failure and "stalled in all %d measured round(s)" % rounds in failure
+    assert "proxy_buffering" not in failure
 
 
 def test_error_mid_stream_fails_the_request(replay):
