@@ -17,8 +17,10 @@ description:
     than any of the three detections, so a play that wants them all pays it once
     (C(tests/bench/bench_facts.py) measures it against C(ansible.builtin.setup) with C(gather_subset=min)).
   - O(detect) picks the aspects. One left out is not touched, so facts an earlier play of the same run
-    detected stay as they were (the C(gpu_host) role re-detects only the container runtime in
-    C(playbooks/stack.yml), the one aspect that C(playbooks/gaming_host.yml) can change in between).
+    detected stay as they were. The C(gpu_host) role detects only what the facts it finds lack (the
+    C(homelab.ai.host_aspects_to_detect) filter) - nothing after a play gathered with this module, and outside
+    such a play the container runtime again when it saw it earlier in the run (C(playbooks/gaming_host.yml)
+    may have installed the engine in between).
   - Sets the same C(ansible_facts) keys as the three modules, with the same contents; their RETURN
     documents every field.
   - As a play's only facts module (C(ansible_facts_modules=[homelab.ai.host_facts]), the way
