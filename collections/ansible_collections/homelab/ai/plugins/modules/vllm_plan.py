@@ -301,6 +301,7 @@ ansible_facts:
 
 import json
 import os
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
@@ -350,6 +351,12 @@ def running_members(module, stack_containers, docker_host):
         names = docker_common.running_names(client, stack_containers.values())
     except docker_common.HomelabDockerError as exc:
         module.fail_json(msg="stack_containers: %s" % exc.msg)
+    except Exception as exc:  # pylint: disable=broad-except  # an API error other than "no such container"
+        module.fail_json(msg="stack_containers: the Docker daemon at %s failed while this module read which of %s "
+                             "run: %s. Nothing was planned; check the daemon (docker ps, its log) and run again."
+                         % (docker_common.resolve_docker_host(docker_host), ", ".join(sorted(stack_containers.values())),
+                            docker_common.api_error_text(exc)),
+                         exception=traceback.format_exc())
     return [member for member, name in stack_containers.items() if name in names]
 
 
