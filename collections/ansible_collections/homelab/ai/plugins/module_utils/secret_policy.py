@@ -23,7 +23,7 @@ __metaclass__ = type
 import ipaddress
 import re
 
-from ansible_collections.homelab.ai.plugins.module_utils.container_rollout import parse_port
+from ansible_collections.homelab.ai.plugins.module_utils.container_spec import parse_port
 
 # The one list of placeholders: every value in inventories/homelab/group_vars/gaming/vault.yml.example
 # must be here (tests/unit/.../test_secret_policy.py reads that file and checks it). Compared without

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, homelab.ai contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure parts of container_rollout: port/volume/healthcheck parsing, the desired-config hash and
+"""Pure parts of container_rollout: port/volume parsing (container_spec), healthcheck normalising, the desired-config hash and
 diff, secret masking, restart-loop/health assessment on real `docker inspect` snapshots (fixtures),
 port-conflict detection. Rollouts against a real daemon: tests/docker_modules/."""
 
@@ -16,6 +16,7 @@ import threading
 import pytest
 
 from ansible_collections.homelab.ai.plugins.module_utils import container_rollout as cr
+from ansible_collections.homelab.ai.plugins.module_utils import container_spec as cs
 from ansible_collections.homelab.ai.plugins.module_utils.docker_common import stable_hash
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -39,14 +40,14 @@ STATES = fixture("docker_inspect_states.json")
     ("[::1]:9000:90", ("::1", 9000, 90, "tcp")),
 ])
 def test_parse_port(spec, expected):
-    p = cr.parse_port(spec)
+    p = cs.parse_port(spec)
     assert (p["host_ip"], p["host_port"], p["container_port"], p["proto"]) == expected
 
 
 @pytest.mark.parametrize("bad", ["abc:80", "1:2:3:4", "8080:70000", "80/icmp", "[::1]80:80", ":80"])
 def test_parse_port_rejects(bad):
     with pytest.raises(ValueError):
-        cr.parse_port(bad)
+        cs.parse_port(bad)
 
 
 @pytest.mark.parametrize("spec,expected", [
@@ -55,14 +56,14 @@ def test_parse_port_rejects(bad):
     ("/srv/data:/data:rw", ("bind", "/srv/data", "/data", False)),
 ])
 def test_parse_volume(spec, expected):
-    v = cr.parse_volume(spec)
+    v = cs.parse_volume(spec)
     assert (v["type"], v["source"], v["target"], v["read_only"]) == expected
 
 
 @pytest.mark.parametrize("bad", ["./rel:/data", "vol:data", "vol:/data:rx", "onlyone", "a:/b:ro:x"])
 def test_parse_volume_rejects(bad):
     with pytest.raises(ValueError):
-        cr.parse_volume(bad)
+        cs.parse_volume(bad)
 
 
 def test_normalize_healthcheck():
@@ -171,12 +172,12 @@ def test_running_without_healthcheck_is_ready_created_is_waiting():
 def test_port_conflicts_from_real_container_list():
     containers = fixture("docker_containers_list.json")["containers"]
     owner = containers[0]["Id"]
-    same = [cr.parse_port("127.0.0.1:18080:9000")]
+    same = [cs.parse_port("127.0.0.1:18080:9000")]
     assert cr.port_conflicts(same, containers, set()) == [("127.0.0.1:18080:9000/tcp", "homelab-test-cr")]
     assert cr.port_conflicts(same, containers, {owner}) == []          # the container being replaced
-    assert cr.port_conflicts([cr.parse_port("18080:80")], containers, set())  # all interfaces overlap
-    assert cr.port_conflicts([cr.parse_port("127.0.0.2:18080:80")], containers, set()) == []
-    assert cr.port_conflicts([cr.parse_port("18080:80/udp")], containers, set()) == []
+    assert cr.port_conflicts([cs.parse_port("18080:80")], containers, set())  # all interfaces overlap
+    assert cr.port_conflicts([cs.parse_port("127.0.0.2:18080:80")], containers, set()) == []
+    assert cr.port_conflicts([cs.parse_port("18080:80/udp")], containers, set()) == []
 
 
 # ---- HTTP probe against a real local server ---------------------------------------------------
