@@ -160,3 +160,28 @@ def test_init_containers_prepare_the_volume_before_a_start_and_never_on_a_no_op(
     assert docker("inspect", "-f", "{{.Id}}", name) == first["container"]["id"]   # untouched, still serving
     assert http_get("/seeded.txt") == (200, seeded)
     assert docker("ps", "-a", "-q", "-f", "name=%s-init-" % name) == ""
+
+
+def test_create_bind_sources_serves_the_directory_it_created(prefix, images, tmp_path):
+    """The dashboard's status directory: missing on a fresh host, created by the rollout, then served."""
+    name, port = prefix + "-bind", PORT + 1
+    source = tmp_path / "state" / "status"
+    args = dict(name=name, ports=["127.0.0.1:%d:8000" % port], volumes=["%s:/data:ro" % source],
+                networks=[], network_aliases=[], health_url="http://127.0.0.1:%d/" % port)
+    try:
+        res = rollout(prefix, images["good"], **args)
+        assert res.get("failed") and "create it first, or set create_bind_sources" in res["msg"], res
+        assert not source.exists() and docker("ps", "-a", "-q", "-f", "name=^%s$" % name) == ""
+
+        res = rollout(prefix, images["good"], create_bind_sources=True, **args)
+        assert res["changed"] and not res.get("failed"), res.get("msg")
+        assert "created the bind source directory %s" % source in res["actions"]
+        (source / "plan.json").write_text("{}\n")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open("http://127.0.0.1:%d/plan.json" % port, timeout=5) as resp:
+            assert resp.read().decode() == "{}\n"
+
+        again = rollout(prefix, images["good"], create_bind_sources=True, **args)
+        assert not again["changed"] and again["actions"] == [], again["actions"]
+    finally:
+        docker("rm", "-f", name, name + "-rollback", check=False)

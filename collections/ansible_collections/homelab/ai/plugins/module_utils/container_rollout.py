@@ -356,8 +356,9 @@ def port_problems(ports):
     return problems
 
 
-def volume_problems(volumes, host_is_local):
-    """Sentences about container paths mounted twice and bind sources that are not clean or absent."""
+def volume_problems(volumes, host_is_local, create_missing=False):
+    """Sentences about container paths mounted twice and bind sources that are not clean or absent
+    (an absent one is no problem when the rollout creates it: create_missing)."""
     problems = []
     seen = {}
     for v in volumes:
@@ -368,10 +369,15 @@ def volume_problems(volumes, host_is_local):
             continue
         if os.path.normpath(v["source"]) != v["source"].rstrip("/") or "/../" in v["source"] + "/":
             problems.append("bind source %s is not a normalised path (write %s)" % (v["source"], os.path.normpath(v["source"])))
-        elif host_is_local and not os.path.exists(v["source"]):
+        elif host_is_local and not create_missing and not os.path.exists(v["source"]):
             problems.append("bind source %s does not exist on the Docker host (Docker would create an empty "
-                            "root-owned directory there): create it first" % v["source"])
+                            "root-owned directory there): create it first, or set create_bind_sources" % v["source"])
     return problems
+
+
+def missing_bind_sources(volumes):
+    """The bind sources that do not exist on this host, in the order they are mounted."""
+    return [v["source"] for v in volumes if v["type"] == "bind" and not os.path.exists(v["source"])]
 
 
 def device_request_problems(requests):
@@ -406,7 +412,13 @@ def validation_problems(config, ports, volumes, params, check_mode=False):
     """Every problem found before the daemon is asked. A bind source is looked for only where the
     daemon shares this host's filesystem, and not in check mode (an earlier task would create it)."""
     host = resolve_docker_host(params.get("docker_host"))
-    return (port_problems(ports) + volume_problems(volumes, host.startswith("unix://") and not check_mode)
+    local = host.startswith("unix://")
+    create = bool(params.get("create_bind_sources"))
+    problems = []
+    if create and not local and any(v["type"] == "bind" for v in volumes):
+        problems.append("create_bind_sources creates directories on this host, but the Docker daemon is at %s: "
+                        "create the bind sources on the Docker host first and leave create_bind_sources off" % host)
+    return (problems + port_problems(ports) + volume_problems(volumes, local and not check_mode, create)
             + device_request_problems(config["device_requests"]) + health_url_problems(params.get("health_url")))
 
 
@@ -586,6 +598,23 @@ class Rollout:
                 if not self.check_mode:
                     self.client.create_network(net, driver="bridge", labels={MANAGED_LABEL: MANAGER})
                 self.act("created network %s (bridge)" % net)
+
+    def _ensure_bind_sources(self):
+        """create_bind_sources: a missing bind source becomes a directory (mode 0755), as a change."""
+        if not self.p.get("create_bind_sources"):
+            return
+        for source in missing_bind_sources(self.volumes):
+            if self.check_mode:
+                self.act("would create the bind source directory %s" % source)
+                continue
+            try:
+                os.makedirs(source, 0o755)
+                os.chmod(source, 0o755)
+            except OSError as exc:
+                raise HomelabDockerError("%s: could not create the bind source directory %s: %s. The container was "
+                                         "not touched; create the directory yourself or fix its parent's permissions."
+                                         % (self.name, source, exc))
+            self.act("created the bind source directory %s" % source)
 
     def _binds(self):
         return [_volume_text(v) for v in self.volumes]
@@ -1078,6 +1107,7 @@ class Rollout:
             current = inspect_container_or_none(self.client, self.name)
             result, unchanged = self._compare(current, image["Id"])
             self._ensure_networks()
+            self._ensure_bind_sources()
             result["changed"] = bool(self.actions)
             if unchanged:
                 return self._keep_unchanged(current, result)

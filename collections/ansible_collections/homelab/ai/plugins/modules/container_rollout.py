@@ -113,6 +113,16 @@ options:
     type: list
     elements: str
     default: []
+  create_bind_sources:
+    description:
+      - Create a bind source of O(volumes) that does not exist as a directory (mode C(0755), with its parents)
+        before the container is created, and report it as a change; one that exists is left as it is.
+      - Without it a missing bind source fails the task before anything is changed (Docker would create an empty
+        root-owned directory and the container would serve nothing from it).
+      - Only where the Docker daemon shares this host's filesystem (a unix socket); with another O(docker_host) the
+        task fails and names the host.
+    type: bool
+    default: false
   init_containers:
     description:
       - One-shot containers run to completion, in order, just before this module starts a container of the
@@ -472,6 +482,7 @@ def main():
             secret_env=dict(type="dict", default={}, no_log=True),
             ports=dict(type="list", elements="str", default=[]),
             volumes=dict(type="list", elements="str", default=[]),
+            create_bind_sources=dict(type="bool", default=False),
             init_containers=dict(type="list", elements="dict", default=[], options=dict(
                 name=dict(type="str", required=True),
                 command=dict(type="list", elements="str", required=True),

@@ -336,6 +336,43 @@ def test_a_missing_bind_source_is_not_refused_in_check_mode(docker, params):
     assert result["changed"]
 
 
+def test_create_bind_sources_makes_the_missing_directory_once(docker, params, tmp_path):
+    """The dashboard's status directory: created by the rollout (mode 0755), a change once, then nothing."""
+    source = tmp_path / "state" / "status"
+    p = params(volumes=["%s:/srv/status:ro" % source], create_bind_sources=True)
+    docker.add_image("app:1")
+    first = run(docker, p)
+    assert first["changed"] and "created the bind source directory %s" % source in first["actions"]
+    assert source.is_dir() and (source.stat().st_mode & 0o777) == 0o755
+    second = run(docker, p)
+    assert not second["changed"] and second["actions"] == []
+
+
+def test_create_bind_sources_creates_nothing_in_check_mode(docker, params, tmp_path):
+    source = tmp_path / "status"
+    docker.add_image("app:1")
+    result = run(docker, params(volumes=["%s:/srv/status:ro" % source], create_bind_sources=True), check=True)
+    assert result["changed"] and "would create the bind source directory %s" % source in result["actions"]
+    assert not source.exists()
+
+
+def test_create_bind_sources_leaves_an_existing_source_as_it_is(docker, params, tmp_path):
+    source = tmp_path / "status"
+    source.mkdir(mode=0o700)
+    docker.add_image("app:1")
+    run(docker, params(volumes=["%s:/srv/status:ro" % source], create_bind_sources=True))
+    assert (source.stat().st_mode & 0o777) == 0o700
+
+
+def test_create_bind_sources_is_refused_for_a_daemon_on_another_host(params, tmp_path):
+    def no_client(*args):
+        raise AssertionError("the daemon was contacted")
+    p = params(volumes=["%s:/data" % (tmp_path / "data")], create_bind_sources=True, docker_host="tcp://10.0.0.5:2375")
+    with pytest.raises(HomelabDockerError) as err:
+        cr.run_container_rollout(p, client_factory=no_client)
+    assert "the Docker daemon is at tcp://10.0.0.5:2375" in err.value.msg and not (tmp_path / "data").exists()
+
+
 def test_journal_is_written_before_the_current_container_is_touched(docker, params):
     deployed(docker, params(), "app:1")
     seen = []
