@@ -356,11 +356,17 @@ def port_problems(ports):
     return problems
 
 
+def missing_bind_sources(volumes):
+    """The bind sources that do not exist on this host, in the order they are mounted."""
+    return [v["source"] for v in volumes if v["type"] == "bind" and not os.path.exists(v["source"])]
+
+
 def volume_problems(volumes, host_is_local, create_missing=False):
     """Sentences about container paths mounted twice and bind sources that are not clean or absent
     (an absent one is no problem when the rollout creates it: create_missing)."""
     problems = []
     seen = {}
+    absent = set(missing_bind_sources(volumes)) if host_is_local and not create_missing else set()
     for v in volumes:
         if v["target"] in seen:
             problems.append("container path %s is mounted twice (%s and %s)" % (v["target"], seen[v["target"]], v["source"]))
@@ -369,15 +375,10 @@ def volume_problems(volumes, host_is_local, create_missing=False):
             continue
         if os.path.normpath(v["source"]) != v["source"].rstrip("/") or "/../" in v["source"] + "/":
             problems.append("bind source %s is not a normalised path (write %s)" % (v["source"], os.path.normpath(v["source"])))
-        elif host_is_local and not create_missing and not os.path.exists(v["source"]):
+        elif v["source"] in absent:
             problems.append("bind source %s does not exist on the Docker host (Docker would create an empty "
                             "root-owned directory there): create it first, or set create_bind_sources" % v["source"])
     return problems
-
-
-def missing_bind_sources(volumes):
-    """The bind sources that do not exist on this host, in the order they are mounted."""
-    return [v["source"] for v in volumes if v["type"] == "bind" and not os.path.exists(v["source"])]
 
 
 def device_request_problems(requests):
@@ -410,7 +411,8 @@ def health_url_problems(url):
 
 def validation_problems(config, ports, volumes, params, check_mode=False):
     """Every problem found before the daemon is asked. A bind source is looked for only where the
-    daemon shares this host's filesystem, and not in check mode (an earlier task would create it)."""
+    daemon shares this host's filesystem, not in check mode (an earlier task would create it) and not
+    with create_bind_sources (the rollout creates it; that needs the daemon on this host)."""
     host = resolve_docker_host(params.get("docker_host"))
     local = host.startswith("unix://")
     create = bool(params.get("create_bind_sources"))
