@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from ansible_collections.homelab.ai.plugins.module_utils.stream_metrics import (
     BUFFERED_MAX_ARRIVALS,
+    NO_DECODE_QUALITIES,
     RequestRecord,
     SSEParser,
     StreamError,
@@ -362,13 +363,17 @@ def evaluate_gate(metrics, min_tps=None, tolerance=0.1, max_ttft_ms=None, plan=N
         first_error = (metrics.get("errors") or ["no error recorded"])[0]
         failures.append("%d of %d measured requests failed (first: %s)" % (
             metrics["failed_requests"], metrics["failed_requests"] + metrics["completed"], first_error))
+    rounds = len(metrics.get("lumped_rounds") or [None])
     if quality == "buffered":
         failures.append(
-            "the stream is buffered: no decode could be observed (requests by class %s; median %s arrivals "
-            "per output token, bursts of up to %s chunks, first token at %s of the request time), so no "
-            "per-token rate can be measured. Something between client and vLLM holds the response back: "
-            "for nginx set 'proxy_buffering off' on the /v1/ location (or send 'X-Accel-Buffering: no')." % (
-                evidence.get("requests_by_quality"), evidence.get("arrivals_per_output_token"),
+            "the stream came in a few lumps in all %d measured round(s): no decode could be observed (last "
+            "round's requests by class %s; median %s arrivals per output token, bursts of up to %s chunks, "
+            "first token at %s of the request time), so no per-token rate can be measured. A starved server "
+            "lumps now and then; lumps in every round mean something between client and vLLM holds the "
+            "response back: for nginx set 'proxy_buffering off' on the /v1/ location (or send "
+            "'X-Accel-Buffering: no'). With nothing in between, vLLM's API server was starved of CPU "
+            "throughout: look at the host's load (top, docker stats)." % (
+                rounds, evidence.get("requests_by_quality"), evidence.get("arrivals_per_output_token"),
                 evidence.get("largest_burst_chunks"), evidence.get("ttft_e2e_ratio")))
     elif quality == "stalled":
         failures.append(
@@ -378,8 +383,7 @@ def evaluate_gate(metrics, min_tps=None, tolerance=0.1, max_ttft_ms=None, plan=N
             "one by one, but only once the whole answer was decoded: vLLM's API server process (or this "
             "client, reading every message at the end) was starved of CPU. Look for what else runs on the "
             "host (top, docker stats) and measure again when it is quiet; no proxy setting changes this." % (
-                len(metrics.get("stalled_rounds") or [None]),
-                evidence.get("requests_by_quality"), evidence.get("arrivals_per_output_token"),
+                rounds, evidence.get("requests_by_quality"), evidence.get("arrivals_per_output_token"),
                 evidence.get("ttft_e2e_ratio")))
     elif evidence.get("excluded_requests"):
         warnings.append(
@@ -387,19 +391,20 @@ def evaluate_gate(metrics, min_tps=None, tolerance=0.1, max_ttft_ms=None, plan=N
             ">= 90%% of the request time, or in at most %d arrivals): left out of the timing figures. A "
             "starved API server (CPU contention) or an intermittently buffering proxy does this."
             % (evidence["excluded_requests"], BUFFERED_MAX_ARRIVALS))
-    if metrics.get("stalled_rounds") and quality != "stalled":
+    if metrics.get("lumped_rounds") and quality not in NO_DECODE_QUALITIES:
+        first = metrics["lumped_rounds"][0]
         warnings.append(
-            "%d round(s) stalled (first: requests by class %s; the API server or the client starved of CPU) and "
-            "the stack was measured again; the figures are those of the round that showed decode." % (
-                len(metrics["stalled_rounds"]),
-                metrics["stalled_rounds"][0].get("stream_evidence", {}).get("requests_by_quality")))
+            "%d round(s) showed no decode (first: %s, requests by class %s; the API server or the client "
+            "starved of CPU) and the stack was measured again; the figures are those of the round that "
+            "showed decode." % (len(metrics["lumped_rounds"]), first.get("stream_quality"),
+                                first.get("stream_evidence", {}).get("requests_by_quality")))
     if quality == "bursty" and evidence.get("requests_by_quality", {}).get("bursty"):
         warnings.append(
             "the stream is bursty (%s arrivals per output token, bursts of up to %s chunks): TPOT from the "
             "server's usage count is still valid, but ITL percentiles are not per-token latencies. On a "
             "CPU-starved host (2 shared cores) the API server batches its writes."
             % (evidence.get("arrivals_per_output_token"), evidence.get("largest_burst_chunks")))
-    no_decode_seen = quality in ("buffered", "stalled")
+    no_decode_seen = quality in NO_DECODE_QUALITIES
     tps = None if no_decode_seen else metrics.get("decode_tokens_per_second")
     tps_failed = False
     if threshold is not None:
@@ -491,33 +496,33 @@ def measure(ep, path, payload, params, clock):
     return records, metrics
 
 
-# A stalled round is measured again, up to this many rounds in all, after a pause that lets a
-# transient CPU peak on the host (another job's burst) pass.
+# A round in which no request showed decode (stalled or buffered) is measured again, up to this many
+# rounds in all, after a pause that lets a transient CPU peak on the host (another job's burst) pass.
 MEASURED_ROUNDS_MAX = 3
 STALL_PAUSE_S = 2.0
 
 
-def measure_past_stalls(ep, path, payload, params, clock, sleep=time.sleep):
-    """Measure; while no request showed decode because the server stalled, measure again.
+def measure_past_lumps(ep, path, payload, params, clock, sleep=time.sleep):
+    """Measure; while no request showed decode, measure again.
 
-    A stalled round says nothing about the stack's speed: the engine decoded, but the API server (or
-    the client), starved of CPU by something else on the host, handled every token at the end. Its
-    figures are replaced by the next round's (at most MEASURED_ROUNDS_MAX rounds in all) and its
-    evidence is kept in ``metrics["stalled_rounds"]``, the returned round's too when it stalled as
-    well (empty when the first round showed decode). A
-    buffered round (a proxy holding the stream back) is a property of the stack and is never measured
-    again. Returns (records, metrics).
+    Such a round says nothing about the stack's speed until it repeats. vLLM's API server (or this
+    client) starved of CPU by something else on the host handles the tokens late: one by one at the
+    end (stalled) or written in a few lumps (buffered; seen at vLLM's own port in CI, no proxy
+    between). A proxy that buffers holds back every round, a starved server only some. Each such
+    round's figures are replaced by the next round's (at most MEASURED_ROUNDS_MAX rounds in all) and
+    its evidence is kept in ``metrics["lumped_rounds"]``, the returned round's too when it showed no
+    decode either (empty when the first round showed decode). Returns (records, metrics).
     """
-    stalled_rounds = []
+    lumped_rounds = []
     for round_index in range(MEASURED_ROUNDS_MAX):
         if round_index:
             sleep(STALL_PAUSE_S)
         records, metrics = measure(ep, path, payload, params, clock)
-        if metrics["stream_quality"] != "stalled":
+        if metrics["stream_quality"] not in NO_DECODE_QUALITIES:
             break
-        stalled_rounds.append({"duration_s": metrics["duration_s"], "ttft_ms": metrics["ttft_ms"],
-                               "stream_evidence": metrics["stream_evidence"]})
-    metrics["stalled_rounds"] = stalled_rounds
+        lumped_rounds.append({"stream_quality": metrics["stream_quality"], "duration_s": metrics["duration_s"],
+                              "ttft_ms": metrics["ttft_ms"], "stream_evidence": metrics["stream_evidence"]})
+    metrics["lumped_rounds"] = lumped_rounds
     return records, metrics
 
 
@@ -556,7 +561,7 @@ def run_benchmark(params, check_mode=False, clock=time.perf_counter, sleep=time.
     if bad_warm:
         raise BenchmarkError("warm-up request to %s failed: %s" % (ep.where(path), bad_warm[0].error))
 
-    records, metrics = measure_past_stalls(ep, path, payload, params, clock, sleep)
+    records, metrics = measure_past_lumps(ep, path, payload, params, clock, sleep)
     after = read_preemptions(ep) if params.get("read_metrics", True) else None
     preemptions = None
     if before is not None and after is not None:
@@ -564,7 +569,7 @@ def run_benchmark(params, check_mode=False, clock=time.perf_counter, sleep=time.
 
     gate = evaluate_gate(metrics, params.get("min_tokens_per_second"), params.get("tolerance", 0.1),
                          params.get("max_ttft_ms"), params.get("plan"), params.get("gpu"), preemptions)
-    if metrics["stream_quality"] in ("buffered", "stalled"):
+    if metrics["stream_quality"] in NO_DECODE_QUALITIES:
         # A rate computed from a stream that showed no decode is meaningless: say so instead of reporting it.
         metrics["decode_tokens_per_second"] = None
         metrics["decode_tokens_per_second_median"] = None

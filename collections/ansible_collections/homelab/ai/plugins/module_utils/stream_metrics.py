@@ -47,7 +47,10 @@ QUALITY_ORDER = ("smooth", "bursty", "stalled", "buffered")
 # "stalled": the first token came after >= 90% of the request time although the messages arrived
 # one by one (a starved API server holding them back, not a proxy). Such a request shows no decode;
 # it is left out of the timing figures, and a run where no request showed decode is "stalled" as a
-# whole unless half of it was buffered (see aggregate()).
+# whole unless half of it was buffered (see aggregate()). "buffered": the tokens came in a few
+# lumps - a proxy holding the stream back, or, now and then, a starved API server writing late.
+# The classes of a request (or a run) that showed no decode: no per-token rate can be read from them.
+NO_DECODE_QUALITIES = ("stalled", "buffered")
 
 
 def _carries_nothing(choice):
@@ -301,7 +304,7 @@ def aggregate(records, duration_s):
         qualities[q] += 1
         evidences.append(ev)
         classified.append((r, q))
-    timed = [r for r, q in classified if q not in ("buffered", "stalled")]
+    timed = [r for r, q in classified if q not in NO_DECODE_QUALITIES]
     excluded = len(ok) - len(timed)
     if ok and (qualities["buffered"] * 2 >= len(ok) or not timed):
         # a proxy holds the stream back, or no request showed any decode

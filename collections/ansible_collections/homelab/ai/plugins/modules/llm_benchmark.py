@@ -19,13 +19,13 @@ description:
     ITL, e2el, output throughput; output token counts come from the server's usage.
   - RV(decode_tokens_per_second) is 1 / mean TPOT, the single-stream decode speed that the decision
     record quotes as "~19 tok/s" for Qwen3-32B-AWQ on an RTX 3090.
-  - Classifies the stream as C(smooth), C(bursty), C(stalled) or C(buffered). A buffered stream (all tokens in a
-    few chunks, as behind a buffering proxy) yields no rate and fails the gate; a bursty one still
-    reports TPOT from usage, with a warning.
-  - A stalled round (no request showed decode, yet the tokens came one by one, all at the end of each request;
-    vLLM's API server starved of CPU by other work on the host) is measured again after a 2 s pause, up to three
-    rounds in all; the stalled rounds' evidence is returned as RV(stalled_rounds). Only when all three stall does
-    the gate fail on it.
+  - Classifies the stream as C(smooth), C(bursty), C(stalled) or C(buffered). A bursty stream still reports TPOT
+    from usage, with a warning. A stalled (the tokens came one by one, all at the end of each request) or buffered
+    (all tokens in a few chunks) round shows no decode and yields no rate.
+  - Such a round is measured again after a 2 s pause, up to three rounds in all - vLLM's API server starved of
+    CPU by other work on the host lumps some rounds, a buffering proxy every one; the lumped rounds' evidence is
+    returned as RV(lumped_rounds). Only when all three show no decode does the gate fail on it, with proxy
+    advice when the last round was buffered.
   - On a failed gate it explains the likely cause from O(plan), C(/metrics) preemptions and O(gpu).
   - The module runs on the host it targets (use C(delegate_to) to measure from elsewhere) and writes
     O(report_path) there. Writing the report is not counted as a change.
@@ -182,7 +182,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 decode_tokens_per_second:
-  description: 1 / mean TPOT, single-stream decode speed. Null when the stream was buffered.
+  description: 1 / mean TPOT, single-stream decode speed. Null when no request showed decode (stalled or buffered).
   returned: when measured
   type: float
   sample: 19.4
@@ -246,14 +246,16 @@ total_output_tokens:
 stream_quality:
   description: >-
     Worst stream classification over the measured requests - C(smooth), C(bursty), C(stalled) (no request
-    showed decode, the tokens came one by one at the end) or C(buffered) (half or more came in a few chunks).
+    showed decode, the tokens came one by one at the end) or C(buffered) (half or more came in a few chunks),
+    of the last round measured.
   returned: when measured
   type: str
   sample: smooth
-stalled_rounds:
+lumped_rounds:
   description: >-
-    C(duration_s), C(ttft_ms) and C(stream_evidence) of each round that stalled, in order (the other figures
-    are those of the last round measured); empty when the first round showed decode.
+    C(stream_quality) (C(stalled) or C(buffered)), C(duration_s), C(ttft_ms) and C(stream_evidence) of each
+    round in which no request showed decode, in order (the other figures are those of the last round
+    measured); empty when the first round showed decode.
   returned: when measured
   type: list
   elements: dict
