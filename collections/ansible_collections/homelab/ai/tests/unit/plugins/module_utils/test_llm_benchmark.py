@@ -105,18 +105,14 @@ class ReplayServer:
                 self.end_headers()
                 self.wfile.flush()
                 start = time.perf_counter()
-                with server.lock:
-                    stalled, server.stalled_left = server.stalled_left > 0, max(0, server.stalled_left - 1)
-                    lumped = not stalled and server.lumped_left > 0
-                    server.lumped_left -= 1 if lumped else 0
-                if stalled or lumped:
-                    time.sleep(exchange["reads"][-1][0] * server.slow)
-                if lumped:
-                    data = "".join(read[1] for read in exchange["reads"]).encode("utf-8")
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                    self.wfile.flush()
-                for offset, text in ([] if lumped else exchange["reads"]):
-                    delay = 0.0005 if stalled else start + offset * server.slow - time.perf_counter()
+                hold = server.take_hold()
+                reads = exchange["reads"]
+                if hold:
+                    time.sleep(reads[-1][0] * server.slow)
+                if hold == "lumped":
+                    reads = [(reads[-1][0], "".join(read[1] for read in reads))]
+                for offset, text in reads:
+                    delay = 0.0005 if hold else start + offset * server.slow - time.perf_counter()
                     if delay > 0:
                         time.sleep(delay)
                     data = text.encode("utf-8")
@@ -138,6 +134,17 @@ class ReplayServer:
         self.httpd.daemon_threads = True
         self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def take_hold(self):
+        """How the next streamed answer is held back: "stalled", "lumped" or None (as recorded)."""
+        with self.lock:
+            if self.stalled_left > 0:
+                self.stalled_left -= 1
+                return "stalled"
+            if self.lumped_left > 0:
+                self.lumped_left -= 1
+                return "lumped"
+        return None
 
     def __enter__(self):
         self.thread.start()
