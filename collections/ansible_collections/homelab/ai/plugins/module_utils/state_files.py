@@ -19,7 +19,7 @@ DIFF_MAX_BYTES = 64 * 1024
 
 
 class StateFilesError(Exception):
-    pass
+    changed_paths = ()
 
 
 def parse_mode(mode, where):
@@ -143,3 +143,43 @@ def write_atomically(plan, atomic_move):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def apply_attributes(module, plan, changed):
+    """mode, owner and group of one path, each only when given; True when one changed (or would)."""
+    if not os.path.exists(plan["path"]):
+        return changed  # check mode: the path is not there yet, and creating it is already a change
+    if plan["mode"] is not None:
+        changed = module.set_mode_if_different(plan["path"], plan["mode"], changed)
+    if plan["owner"]:
+        changed = module.set_owner_if_different(plan["path"], plan["owner"], changed)
+    if plan["group"]:
+        changed = module.set_group_if_different(plan["path"], plan["group"], changed)
+    return changed
+
+
+def apply_all(module, dir_plans, file_plans):
+    """Make the planned folders and files right (nothing in check mode): (changed paths, diffs).
+
+    Raises StateFilesError, with ``changed_paths`` set to what changed before, when a file's folder is
+    missing and not listed among the directories."""
+    changed_paths, diffs = [], []
+    for plan in dir_plans:
+        if plan["create"] and not module.check_mode:
+            os.makedirs(plan["path"], plan["mode"] if plan["mode"] is not None else 0o777)
+        if apply_attributes(module, plan, plan["create"]):
+            changed_paths.append(plan["path"])
+    for plan in file_plans:
+        if plan["write"]:
+            diffs.append(file_diff(plan))
+            if not module.check_mode:
+                folder = os.path.dirname(plan["path"])
+                if not os.path.isdir(folder):
+                    error = StateFilesError("the folder of %s does not exist: list %s in directories or create it "
+                                            "first." % (plan["path"], folder))
+                    error.changed_paths = changed_paths
+                    raise error
+                write_atomically(plan, module.atomic_move)
+        if apply_attributes(module, plan, plan["write"]):
+            changed_paths.append(plan["path"])
+    return changed_paths, diffs

@@ -120,31 +120,11 @@ changed_paths:
   sample: ["/var/lib/homelab/status/plan.json"]
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.ai.plugins.module_utils.state_files import (
-    StateFilesError,
-    file_diff,
-    plan_all,
-    write_atomically,
-)
+from ansible_collections.homelab.ai.plugins.module_utils.state_files import StateFilesError, apply_all, plan_all
 
 OWNERSHIP = dict(mode=dict(type="str"), owner=dict(type="str"), group=dict(type="str"))
-
-
-def apply_attributes(module, plan, changed):
-    """mode, owner and group of one path, each only when given; True when one changed (or would)."""
-    if not os.path.exists(plan["path"]):
-        return changed  # check mode: the path is not there yet, and creating it is already a change
-    if plan["mode"] is not None:
-        changed = module.set_mode_if_different(plan["path"], plan["mode"], changed)
-    if plan["owner"]:
-        changed = module.set_owner_if_different(plan["path"], plan["owner"], changed)
-    if plan["group"]:
-        changed = module.set_group_if_different(plan["path"], plan["group"], changed)
-    return changed
 
 
 def main():
@@ -160,26 +140,9 @@ def main():
         supports_check_mode=True,
     )
     try:
-        dir_plans, file_plans = plan_all(module.params["directories"], module.params["files"])
+        changed_paths, diffs = apply_all(module, *plan_all(module.params["directories"], module.params["files"]))
     except StateFilesError as exc:
-        module.fail_json(msg="state_files: %s" % exc)
-    changed_paths, diffs = [], []
-    for plan in dir_plans:
-        if plan["create"] and not module.check_mode:
-            os.makedirs(plan["path"], plan["mode"] if plan["mode"] is not None else 0o777)
-        if apply_attributes(module, plan, plan["create"]):
-            changed_paths.append(plan["path"])
-    for plan in file_plans:
-        if plan["write"]:
-            diffs.append(file_diff(plan))
-            if not module.check_mode:
-                folder = os.path.dirname(plan["path"])
-                if not os.path.isdir(folder):
-                    module.fail_json(msg="state_files: the folder of %s does not exist: list %s in directories or "
-                                         "create it first." % (plan["path"], folder), changed_paths=changed_paths)
-                write_atomically(plan, module.atomic_move)
-        if apply_attributes(module, plan, plan["write"]):
-            changed_paths.append(plan["path"])
+        module.fail_json(msg="state_files: %s" % exc, changed_paths=list(exc.changed_paths))
     result = dict(changed=bool(changed_paths), changed_paths=changed_paths)
     if module._diff:
         result["diff"] = diffs

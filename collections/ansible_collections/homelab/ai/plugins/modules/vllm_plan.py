@@ -25,17 +25,26 @@ description:
   - Fails, naming model, GPU, requirement and alternatives, when no plan can work, and refuses a
     requested context that does not fit instead of letting vLLM crash on it. When vLLM and the
     co-tenants cannot share a GPU it fails listing the choices with figures.
-  - Computes only; it changes nothing on the host.
+  - Without O(write_files) it computes only and changes nothing on the host. With it, it also writes the files
+    the plan is served from (C(models.json), C(launch.json), C(plan.json)) in the same module run, each only when
+    its content differs.
 author:
   - homelab.ai contributors (@homelab-ai)
 extends_documentation_fragment:
   - homelab.ai.attributes
-  - homelab.ai.attributes.info_module
-  - homelab.ai.attributes.idempotent_not_modify_state
   - homelab.ai.docker
 attributes:
   check_mode:
-    details: Computation and read-only queries (the previous plan's file, the running containers), identical in check mode.
+    support: full
+    details:
+      - Computation and read-only queries (the previous plan's file, the running containers), identical in check mode.
+      - With O(write_files), reports which files would change and writes nothing.
+  diff_mode:
+    support: full
+    details: With O(write_files), one diff per file whose content changes.
+  idempotent:
+    support: full
+    details: The plan is stable for the same inputs; a second run with O(write_files) writes nothing and reports no change.
   platform:
     details:
       - Runs anywhere; the facts it needs are parameters (or detected, when left out).
@@ -160,6 +169,39 @@ options:
         with Ray (this host as the head) and returns it as RV(multi_host); without it the refusal says that this
         option needs these facts.
     type: dict
+  write_files:
+    description:
+      - After planning, write the files the plan is served from, with the code of M(homelab.ai.state_files), each
+        only when its content differs, atomically, as a diff in diff mode, nothing in check mode. C(models.json)
+        (llm-manager's registry, every entry of O(models) with the planned kernel and context for O(name)) and
+        C(launch.json) (image, model, arguments, environment) go to O(write_files.state_dir); C(plan.json) (the
+        plan without its C(replan) note, so a re-run that plans the same rewrites nothing) to O(write_files.status_dir).
+        Missing folders are created (C(0755)); the files are C(0644).
+      - Writing in the run that plans spares a play a second module run on every run.
+      - Left out, the module writes nothing and reports no change. A refused plan writes nothing either.
+    type: dict
+    suboptions:
+      state_dir:
+        description: Folder of C(models.json) and C(launch.json).
+        type: path
+        required: true
+      status_dir:
+        description: Folder of C(plan.json) (the dashboard's status page reads it).
+        type: path
+        required: true
+      image:
+        description: The image C(launch.json) names (the one vLLM runs from).
+        type: str
+        required: true
+      extra_args:
+        description: vLLM arguments that C(launch.json) lists after the plan's.
+        type: list
+        elements: str
+        default: []
+      extra_env:
+        description: Environment that C(launch.json) merges over the plan's.
+        type: dict
+        default: {}
 """
 
 EXAMPLES = r"""
@@ -182,6 +224,10 @@ EXAMPLES = r"""
       vllm: homelab-vllm
       image_server: homelab-image-server
     previous: "{{ ansible_local.vllm_plan.remember | default({}) }}"
+    write_files:
+      state_dir: /var/lib/homelab/vllm
+      status_dir: /var/lib/homelab/status
+      image: vllm/vllm-openai:v0.32.0
   register: vllm_plan_result
 
 - name: Show why
@@ -292,6 +338,12 @@ multi_host:
   returned: failure, when the model does not fit and O(fleet_gpus) was given
   type: dict
   sample: {"fits": true, "pipeline_parallel_size": 2, "tensor_parallel_size": 1, "layer_partition": "45,19"}
+changed_paths:
+  description: The folders and files O(write_files) created or changed (in check mode, would).
+  returned: when O(write_files) is given
+  type: list
+  elements: str
+  sample: ["/var/lib/homelab/status/plan.json"]
 ansible_facts:
   description: What the module detected because O(gpus) or O(wsl) was omitted (C(wsl); C(gpus) and C(gpu_summary)).
   returned: success
@@ -311,6 +363,8 @@ from ansible_collections.homelab.ai.plugins.module_utils.gpu_ledger import GpuFa
 from ansible_collections.homelab.ai.plugins.module_utils.host_detect import detect
 from ansible_collections.homelab.ai.plugins.module_utils import model_registry
 from ansible_collections.homelab.ai.plugins.module_utils.model_registry import RegistryError
+from ansible_collections.homelab.ai.plugins.module_utils import vllm_plan_files as plan_files
+from ansible_collections.homelab.ai.plugins.module_utils.state_files import StateFilesError, apply_all, plan_all
 from ansible_collections.homelab.ai.plugins.module_utils.vllm_releases import UnsupportedRelease
 
 
@@ -388,6 +442,10 @@ def main():
             replan_tolerance_mib=dict(type="int", default=512),
             kv_cache_dtype=dict(type="str", default="auto", choices=["auto", "fp8", "fp8_e4m3", "fp8_e5m2"]),
             fleet_gpus=dict(type="dict"),
+            write_files=dict(type="dict", options=dict(
+                state_dir=dict(type="path", required=True), status_dir=dict(type="path", required=True),
+                image=dict(type="str", required=True), extra_args=dict(type="list", elements="str", default=[]),
+                extra_env=dict(type="dict", default={}))),
         ),
         mutually_exclusive=[["model", "models"]],
         required_one_of=[["model", "models"]],
@@ -395,28 +453,40 @@ def main():
     )
     p = module.params
     model = p["model"] if p["models"] is None else registry_entry(module, p["models"], p["name"])
-    max_len = p["max_model_len"]
-    if max_len not in (None, "", "auto"):
-        try:
-            max_len = int(max_len)
-        except ValueError:
-            module.fail_json(msg="max_model_len must be a number of tokens or 'auto', got %r" % max_len)
-    elif max_len == "":
-        max_len = None
-    previous = p["previous"] or read_previous(module, p["previous_fact"])
     running = sorted(set(p["running"]) | set(running_members(module, p["stack_containers"], p["docker_host"])))
     # What the play did not detect, this run detects (host_facts' own code), and hands back as facts.
     detected = detect(module, [aspect for aspect, given in (("wsl", p["wsl"]), ("gpu", p["gpus"])) if given is None])
-    gpus = p["gpus"] if p["gpus"] is not None else detected["gpus"]
-    wsl = p["wsl"] if p["wsl"] is not None else detected["wsl"]
+    result = plan_model(module, model, running, gpus=p["gpus"] if p["gpus"] is not None else detected["gpus"],
+                        wsl=p["wsl"] if p["wsl"] is not None else detected["wsl"])
+    outcome = dict(changed=False, plan=result, options_table=planner.options_table(result), running=running,
+                   ansible_facts=detected)
+    if p["write_files"]:
+        outcome.update(write_plan_files(module, p["models"] or {p["name"]: model}, p["name"], result, p["write_files"]))
+    module.exit_json(**outcome)
+
+
+def requested_context(module, max_len):
+    """max_model_len as the planner takes it: a number of tokens, 'auto', or None (the model's default)."""
+    if max_len in (None, "", "auto"):
+        return max_len or None
     try:
-        result = planner.plan(
-            model, gpus, wsl, p["vllm_version"], name=p["name"], max_model_len=max_len,
+        return int(max_len)
+    except ValueError:
+        module.fail_json(msg="max_model_len must be a number of tokens or 'auto', got %r" % max_len)
+
+
+def plan_model(module, model, running, gpus, wsl):
+    """The planner's plan for the module's parameters; a refusal fails the task with the options weighed."""
+    p = module.params
+    try:
+        return planner.plan(
+            model, gpus, wsl, p["vllm_version"], name=p["name"], max_model_len=requested_context(module, p["max_model_len"]),
             gpu_memory_utilization=p["gpu_memory_utilization"], min_tokens_per_second=p["min_tokens_per_second"],
             allow_cpu_offload=p["allow_cpu_offload"], pcie_gbps=p["pcie_gbps"],
             cpu_kvcache_space_gib=p["cpu_kvcache_space_gib"], cpu_has_compiler=p["cpu_has_compiler"],
             max_num_seqs=p["max_num_seqs"], co_tenants=p["co_tenants"], gpu_reserve_gib=p["gpu_reserve_gib"],
-            wsl_cuda_context_gib=p["wsl_cuda_context_gib"], running=running, previous=previous,
+            wsl_cuda_context_gib=p["wsl_cuda_context_gib"], running=running,
+            previous=p["previous"] or read_previous(module, p["previous_fact"]),
             replan_tolerance_mib=p["replan_tolerance_mib"], kv_cache_dtype=p["kv_cache_dtype"],
             fleet_gpus=p["fleet_gpus"])
     except planner.PlanRefused as exc:
@@ -424,8 +494,18 @@ def main():
                          choices=(exc.plan or {}).get("choices", []), multi_host=(exc.plan or {}).get("multi_host"))
     except (RegistryError, UnsupportedRelease, GpuFactsError) as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, plan=result, options_table=planner.options_table(result), running=running,
-                     ansible_facts=detected)
+
+
+def write_plan_files(module, registry, name, plan, write):
+    """models.json, launch.json and plan.json made right: changed, changed_paths and (in diff mode) diff."""
+    try:
+        changed_paths, diffs = apply_all(module, *plan_all(*plan_files.entries(registry, name, plan, write)))
+    except StateFilesError as exc:
+        module.fail_json(msg="write_files: %s" % exc, changed_paths=list(exc.changed_paths), plan=plan)
+    written = dict(changed=bool(changed_paths), changed_paths=changed_paths)
+    if module._diff:
+        written["diff"] = diffs
+    return written
 
 
 if __name__ == "__main__":
