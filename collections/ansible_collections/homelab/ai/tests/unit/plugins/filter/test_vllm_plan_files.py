@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, homelab.ai contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The files vllm_plan writes (write_files) hold the bytes the vllm role's Jinja wrote before the module did
+"""The files vllm_plan writes (write_files, module_utils/vllm_plan_files.py) hold the bytes the vllm role's Jinja wrote before the module did
 (Ansible's to_nice_json, the models_json filter), so a host deployed by an earlier release is not rewritten:
 checked on the record's plan (Qwen3-32B-AWQ on a WSL2 RTX 3090) and the local profile's CPU plan."""
 
