@@ -19,7 +19,9 @@ DIFF_MAX_BYTES = 64 * 1024
 
 
 class StateFilesError(Exception):
-    changed_paths = ()
+    def __init__(self, msg, changed_paths=()):
+        super(StateFilesError, self).__init__(msg)
+        self.changed_paths = list(changed_paths)  # what a failed apply_all had changed before
 
 
 def parse_mode(mode, where):
@@ -159,7 +161,8 @@ def apply_attributes(module, plan, changed):
 
 
 def apply_all(module, dir_plans, file_plans):
-    """Make the planned folders and files right (nothing in check mode): (changed paths, diffs).
+    """Make the planned folders and files right (nothing in check mode): the module's result, changed and
+    changed_paths, with one diff per rewritten file in diff mode.
 
     Raises StateFilesError, with ``changed_paths`` set to what changed before, when a file's folder is
     missing and not listed among the directories."""
@@ -175,11 +178,12 @@ def apply_all(module, dir_plans, file_plans):
             if not module.check_mode:
                 folder = os.path.dirname(plan["path"])
                 if not os.path.isdir(folder):
-                    error = StateFilesError("the folder of %s does not exist: list %s in directories or create it "
-                                            "first." % (plan["path"], folder))
-                    error.changed_paths = changed_paths
-                    raise error
+                    raise StateFilesError("the folder of %s does not exist: list %s in directories or create it "
+                                          "first." % (plan["path"], folder), changed_paths)
                 write_atomically(plan, module.atomic_move)
         if apply_attributes(module, plan, plan["write"]):
             changed_paths.append(plan["path"])
-    return changed_paths, diffs
+    result = dict(changed=bool(changed_paths), changed_paths=changed_paths)
+    if module._diff:
+        result["diff"] = diffs
+    return result

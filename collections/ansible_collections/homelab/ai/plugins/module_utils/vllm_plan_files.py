@@ -44,7 +44,9 @@ def entries(registry, name, plan, write):
     planned kernel and context for ``name``)."""
     models = model_registry.dumps(model_registry.manager_json(model_registry.validate(registry), {name: plan}))
     state_dir, status_dir = write["state_dir"], write["status_dir"]
-    directories = [{"path": folder, "mode": FOLDER_MODE} for folder in _unique([state_dir, status_dir])]
+    # One entry when both are the same folder: state_files refuses a path listed twice.
+    folders = [state_dir] if os.path.normpath(status_dir) == os.path.normpath(state_dir) else [state_dir, status_dir]
+    directories = [{"path": folder, "mode": FOLDER_MODE} for folder in folders]
     files = [
         {"path": os.path.join(state_dir, "models.json"), "content": models, "mode": FILE_MODE},
         {"path": os.path.join(state_dir, "launch.json"), "mode": FILE_MODE,
@@ -52,11 +54,3 @@ def entries(registry, name, plan, write):
         {"path": os.path.join(status_dir, "plan.json"), "content": nice_json(plan_document(plan)), "mode": FILE_MODE},
     ]
     return directories, files
-
-
-def _unique(paths):
-    seen = []
-    for path in paths:
-        if os.path.normpath(path) not in [os.path.normpath(p) for p in seen]:
-            seen.append(path)
-    return seen

@@ -140,12 +140,9 @@ def main():
         supports_check_mode=True,
     )
     try:
-        changed_paths, diffs = apply_all(module, *plan_all(module.params["directories"], module.params["files"]))
+        result = apply_all(module, *plan_all(module.params["directories"], module.params["files"]))
     except StateFilesError as exc:
-        module.fail_json(msg="state_files: %s" % exc, changed_paths=list(exc.changed_paths))
-    result = dict(changed=bool(changed_paths), changed_paths=changed_paths)
-    if module._diff:
-        result["diff"] = diffs
+        module.fail_json(msg="state_files: %s" % exc, changed_paths=exc.changed_paths)
     module.exit_json(**result)
 
 

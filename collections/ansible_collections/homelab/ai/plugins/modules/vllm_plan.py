@@ -499,13 +499,9 @@ def plan_model(module, model, running, gpus, wsl):
 def write_plan_files(module, registry, name, plan, write):
     """models.json, launch.json and plan.json made right: changed, changed_paths and (in diff mode) diff."""
     try:
-        changed_paths, diffs = apply_all(module, *plan_all(*plan_files.entries(registry, name, plan, write)))
+        return apply_all(module, *plan_all(*plan_files.entries(registry, name, plan, write)))
     except StateFilesError as exc:
-        module.fail_json(msg="write_files: %s" % exc, changed_paths=list(exc.changed_paths), plan=plan)
-    written = dict(changed=bool(changed_paths), changed_paths=changed_paths)
-    if module._diff:
-        written["diff"] = diffs
-    return written
+        module.fail_json(msg="write_files: %s" % exc, changed_paths=exc.changed_paths, plan=plan)
 
 
 if __name__ == "__main__":
