@@ -39,6 +39,76 @@ def load_fixture(name):
         return json.load(handle)
 
 
+class ReplayHandler(BaseHTTPRequestHandler):
+    """Answers from the ReplayServer it serves (self.server.replay): its exchanges, its holds, its log."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _serve(self, method):
+        server = self.server.replay
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        server.requests.append({"method": method, "path": self.path,
+                                "headers": dict(self.headers),
+                                "body": json.loads(body) if body else None})
+        key = "%s %s" % (method, self.path)
+        exchange = server.exchanges.get(key)
+        if server.auth_key and self.path.startswith("/v1/"):
+            if self.headers.get("Authorization") != "Bearer %s" % server.auth_key:
+                exchange = server.unauthorized.get(key, exchange)
+        if exchange is None:
+            self._plain(404, '{"detail":"Not Found"}', "application/json")
+            return
+        if "reads" not in exchange:
+            ctype = exchange.get("headers", {}).get("content-type", "application/json")
+            self._plain(exchange["status"], exchange.get("body", ""), ctype)
+            return
+        self._stream(exchange)
+
+    def _plain(self, status, text, ctype):
+        data = text.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _stream(self, exchange):
+        server = self.server.replay
+        self.send_response(exchange["status"])
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        start = time.perf_counter()
+        hold = server.take_hold()
+        reads = exchange["reads"]
+        if hold:
+            time.sleep(reads[-1][0] * server.slow)
+        if hold == "lumped":
+            reads = [(reads[-1][0], "".join(read[1] for read in reads))]
+        for offset, text in reads:
+            delay = 0.0005 if hold else start + offset * server.slow - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            data = text.encode("utf-8")
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+        if exchange.get("complete", True):
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        else:
+            self.close_connection = True
+
+    def do_GET(self):
+        self._serve("GET")
+
+    def do_POST(self):
+        self._serve("POST")
+
+
 class ReplayServer:
     def __init__(self, fixtures, slow=1.0, auth_key=None, unauthorized=None, stalled_streams=0, lumped_streams=0):
         """fixtures: list of fixture dicts, merged (later ones win per exchange).
@@ -62,75 +132,8 @@ class ReplayServer:
         self.auth_key = auth_key
         self.unauthorized = (unauthorized or {}).get("exchanges", {})
         self.requests = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _serve(self, method):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                server.requests.append({"method": method, "path": self.path,
-                                        "headers": dict(self.headers),
-                                        "body": json.loads(body) if body else None})
-                key = "%s %s" % (method, self.path)
-                exchange = server.exchanges.get(key)
-                if server.auth_key and self.path.startswith("/v1/"):
-                    if self.headers.get("Authorization") != "Bearer %s" % server.auth_key:
-                        exchange = server.unauthorized.get(key, exchange)
-                if exchange is None:
-                    self._plain(404, '{"detail":"Not Found"}', "application/json")
-                    return
-                if "reads" not in exchange:
-                    ctype = exchange.get("headers", {}).get("content-type", "application/json")
-                    self._plain(exchange["status"], exchange.get("body", ""), ctype)
-                    return
-                self._stream(exchange)
-
-            def _plain(self, status, text, ctype):
-                data = text.encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _stream(self, exchange):
-                self.send_response(exchange["status"])
-                self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-                self.wfile.flush()
-                start = time.perf_counter()
-                hold = server.take_hold()
-                reads = exchange["reads"]
-                if hold:
-                    time.sleep(reads[-1][0] * server.slow)
-                if hold == "lumped":
-                    reads = [(reads[-1][0], "".join(read[1] for read in reads))]
-                for offset, text in reads:
-                    delay = 0.0005 if hold else start + offset * server.slow - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
-                    data = text.encode("utf-8")
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                    self.wfile.flush()
-                if exchange.get("complete", True):
-                    self.wfile.write(b"0\r\n\r\n")
-                    self.wfile.flush()
-                else:
-                    self.close_connection = True
-
-            def do_GET(self):
-                self._serve("GET")
-
-            def do_POST(self):
-                self._serve("POST")
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), ReplayHandler)
+        self.httpd.replay = self
         self.httpd.daemon_threads = True
         self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
