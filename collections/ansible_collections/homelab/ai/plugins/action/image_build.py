@@ -1,22 +1,19 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, homelab.ai contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Controller side of homelab.ai.image_build: the files listed with a controller src are read here
-(a role's files/ first, as ansible.builtin.copy looks them up) and travel to the module as content,
-so the module hashes every file where it lies and nothing is copied into a build folder to decide
-that nothing changed. Entries with content or remote_src go to the module as they are."""
+"""Controller side of homelab.ai.image_build: the files listed with a controller src are read here and travel
+to the module as content (plugin_utils build_files), so nothing is copied into a build folder to decide that
+nothing changed."""
 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import os
-import stat
-
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
-from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
+
+from ansible_collections.homelab.ai.plugins.plugin_utils.build_files import read_controller_files
 
 
 class ActionModule(ActionBase):
@@ -28,49 +25,11 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
-        files = args.get("files")
-        if files is not None:
+        if args.get("files") is not None:
             try:
-                args["files"] = self._read_controller_files(files)
+                args["files"] = read_controller_files(self, args["files"])
             except AnsibleError as exc:
                 result.update(failed=True, msg=to_text(exc))
                 return result
         return merge_hash(result, self._execute_module(module_name="homelab.ai.image_build", module_args=args,
                                                        task_vars=task_vars))
-
-    def _read_controller_files(self, files):
-        if not isinstance(files, list):
-            return files  # the module's argument spec says what is wrong
-        return [self._read_controller_file(index, item) for index, item in enumerate(files)]
-
-    def _read_controller_file(self, index, item):
-        if not isinstance(item, dict) or item.get("src") is None or item.get("content") is not None:
-            return item
-        if self._remote_src(item.get("remote_src")):
-            return item
-        where = "files[%d] (dest %s)" % (index, item.get("dest"))
-        try:
-            path = self._find_needle("files", item["src"])
-        except AnsibleError as exc:
-            raise AnsibleError("%s: src %s is not on the controller (%s). Put it in the role's files/ or give "
-                               "its path; for a file on the managed host set remote_src: true."
-                               % (where, item["src"], to_text(exc)))
-        with open(path, "rb") as fh:
-            data = fh.read()
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise AnsibleError("%s: src %s is not UTF-8 text; a binary file belongs on the managed host "
-                               "(remote_src: true)." % (where, path))
-        resolved = dict((k, v) for k, v in item.items() if k not in ("src", "remote_src"))
-        resolved["content"] = text
-        if not resolved.get("mode"):
-            resolved["mode"] = "0755" if os.stat(path).st_mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH) else "0644"
-        return resolved
-
-    @staticmethod
-    def _remote_src(value):
-        try:
-            return boolean(value if value is not None else False, strict=True)
-        except TypeError:
-            raise AnsibleError("remote_src must be a boolean, got %r" % (value,))

@@ -56,6 +56,72 @@ LOG_TAIL_LINES = 30
 CREATED_SLACK_S = 2.0
 
 
+def build_options_spec():
+    """The argument spec of what to build: homelab.ai.image_build's options and container_rollout's O(build),
+    the same dict. The daemon (docker_host), the lock folder (state_dir) and lock_timeout are not in it: each
+    module has its own, and container_rollout's build uses the rollout's."""
+    return dict(
+        name=dict(type="str", required=True),
+        path=dict(type="path"),
+        files=dict(type="list", elements="dict", options=dict(
+            dest=dict(type="str", required=True),
+            src=dict(type="path"),
+            remote_src=dict(type="bool", default=False),
+            content=dict(type="str"),
+            mode=dict(type="str"),
+        ), mutually_exclusive=[["src", "content"]], required_one_of=[["src", "content"]]),
+        directories=dict(type="list", elements="str"),
+        dockerfile=dict(type="str", default="Dockerfile"),
+        build_args=dict(type="dict", default={}),
+        labels=dict(type="dict", default={}),
+        force=dict(type="bool", default=False),
+        check_command=dict(type="raw"),
+        check_timeout=dict(type="int", default=300),
+        log_path=dict(type="path"),
+        pull=dict(type="bool", default=False),
+        pull_missing_bases=dict(type="bool", default=False),
+        target=dict(type="str"),
+        network_mode=dict(type="str"),
+        timeout=dict(type="int", default=3600),
+        keep_previous=dict(type="bool", default=True),
+        registry=dict(type="dict", options=dict(
+            address=dict(type="str", required=True),
+            project=dict(type="str", default=""),
+            username=dict(type="str"),
+            password=dict(type="str", no_log=True),
+            mode=dict(type="str", choices=["push", "pull"], default="push"),
+        )),
+    )
+
+
+# The rules between those options (AnsibleModule's keywords, top level or inside a dict option's spec).
+BUILD_OPTIONS_RULES = dict(
+    mutually_exclusive=[["path", "files"], ["path", "directories"]],
+    required_one_of=[["path", "files"]],
+)
+
+
+def build_options_problem(params, action):
+    """What an argument spec cannot say about validated build options, or None; a list check_command
+    becomes a list of strings. ``action`` names the action plugin that reads controller files."""
+    unread = [f["dest"] for f in params["files"] or [] if f["src"] is not None and not f["remote_src"]]
+    if unread:
+        return ("files %s name a controller src, which the %s action plugin reads; it did not run (the module "
+                "was called some other way): give content, or remote_src: true for a file on the managed host."
+                % (", ".join(unread), action))
+    command = params["check_command"]
+    if command is not None and not isinstance(command, (list, str)):
+        return "check_command must be a list of strings or a string, got %s" % type(command).__name__
+    if isinstance(command, list):
+        params["check_command"] = [str(x) for x in command]
+    return None
+
+
+def build_context_text(params):
+    """The build's context in words, for an error message: the folder, or how many files were listed."""
+    return params["path"] or "the %d files listed" % len(params["files"])
+
+
 # --------------------------------------------------------------------------------------------
 # .dockerignore (semantics of moby/patternmatcher, which the Docker CLI and daemon use)
 # --------------------------------------------------------------------------------------------

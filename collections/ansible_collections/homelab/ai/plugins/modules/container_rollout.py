@@ -51,6 +51,7 @@ extends_documentation_fragment:
   - homelab.ai.attributes
   - homelab.ai.docker
   - homelab.ai.host_lock
+  - homelab.ai.image_build.build
 attributes:
   check_mode:
     support: full
@@ -63,6 +64,7 @@ attributes:
     details:
       - With O(state=started) a second run with the same image ID, configuration and secrets changes nothing; only a
         container that stopped, crashed or turned unhealthy in between is started and gated again, which is a change.
+      - With O(build), the build is idempotent as M(homelab.ai.image_build) is (unchanged inputs build nothing).
       - With O(state=absent) a second run finds nothing left to remove.
       - O(state=rolled_back) is not idempotent. Every run swaps the serving container with C(<name>-rollback), so a
         second run swaps back.
@@ -75,7 +77,7 @@ options:
     description:
       - Image reference (C(repo:tag) or ID) that must exist locally unless I(pull=true). Its ID is
         resolved on every run, so a rebuilt tag triggers a rollout.
-      - Required with I(state=started).
+      - Required with I(state=started), unless O(build) names the image to build and run.
     type: str
   pull:
     description: Pull I(image) when it is not present locally. Off by default (no registry in the homelab).
@@ -452,6 +454,14 @@ init_containers:
   type: list
   elements: dict
   sample: [{"name": "homelab-vllm-init-volume-owner", "exit_code": 0, "output": "unchanged"}]
+build:
+  description:
+    - The result of the build O(build) asked for, as M(homelab.ai.image_build) returns it (C(image_ref), the
+      image it rolled out; C(changed), C(built), C(inputs_hash), C(check), C(previous_image_id), C(removed_images)...).
+      The task is C(changed) when the build or the rollout changed something.
+  returned: when O(build) is given
+  type: dict
+  sample: {"changed": false, "built": false, "image_ref": "homelab/dashboard:latest", "inputs_hash": "sha256:..."}
 failed_container:
   description:
     - Evidence about the failed new container (cause, exit_code, exit_codes from the daemon's die events,
@@ -463,11 +473,14 @@ failed_container:
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.homelab.ai.plugins.module_utils.docker_common import run_docker_module
-from ansible_collections.homelab.ai.plugins.module_utils.container_rollout import (
-    DEFAULT_LOG_OPTIONS,
-    run_container_rollout,
-)
+from ansible_collections.homelab.ai.plugins.module_utils.container_rollout import DEFAULT_LOG_OPTIONS
+from ansible_collections.homelab.ai.plugins.module_utils.built_rollout import run_built_rollout
 from ansible_collections.homelab.ai.plugins.module_utils.host_lock import DEFAULT_STATE_DIR
+from ansible_collections.homelab.ai.plugins.module_utils.image_build import (
+    BUILD_OPTIONS_RULES,
+    build_options_problem,
+    build_options_spec,
+)
 
 
 def main():
@@ -537,12 +550,18 @@ def main():
             remove_anonymous_volumes=dict(type="bool", default=False),
             progress_path=dict(type="path"),
             docker_host=dict(type="str", fallback=(env_fallback, ["DOCKER_HOST"])),
+            build=dict(type="dict", options=build_options_spec(), **BUILD_OPTIONS_RULES),
         ),
-        required_if=[("state", "started", ["image"])],
+        required_if=[("state", "started", ["image", "build"], True)],
+        mutually_exclusive=[["image", "build"], ["pull", "build"]],
         supports_check_mode=True,
     )
-    run_docker_module(module, run_container_rollout, "rolling out container %s (image %s)" % (
-        module.params["name"], module.params["image"]))
+    build = module.params["build"]
+    problem = build and build_options_problem(build, "homelab.ai.container_rollout")
+    if problem:
+        module.fail_json(msg="build: " + problem)
+    run_docker_module(module, run_built_rollout, "rolling out container %s (image %s)" % (
+        module.params["name"], module.params["image"] or (build or {}).get("name")))
 
 
 if __name__ == "__main__":

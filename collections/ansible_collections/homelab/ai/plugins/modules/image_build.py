@@ -44,6 +44,7 @@ extends_documentation_fragment:
   - homelab.ai.attributes
   - homelab.ai.docker
   - homelab.ai.host_lock
+  - homelab.ai.image_build
 attributes:
   check_mode:
     support: full
@@ -58,173 +59,10 @@ attributes:
         builds, tags and removes nothing. O(pull_missing_bases) pulls only the bases that are missing.
       - With O(force=true) every run rebuilds without the layer cache and moves the tag, which is a change.
 options:
-  name:
-    description:
-      - Image reference C(repo:tag) to build. Without a tag C(latest) is used.
-    type: str
-    required: true
-  path:
-    description:
-      - Build context directory on the managed host. Exactly one of I(path) and I(files) is required.
-    type: path
-  files:
-    description:
-      - The build context as a list of files instead of a folder. Nothing is copied anywhere to decide;
-        each file is hashed where it lies (a controller file is read by the action plugin, a file on the
-        managed host in place), and only a build sends them, as the tar the Docker API takes. The inputs
-        hash is the one a folder holding exactly these files would get.
-      - No C(.dockerignore) applies (the list is the context). The Dockerfile is the entry whose I(dest)
-        is I(dockerfile).
-      - A controller file's content travels with the module's arguments, so keep those small (Dockerfiles,
-        scripts, configs); a large file such as a wheel belongs on the managed host with I(remote_src).
-    type: list
-    elements: dict
-    suboptions:
-      dest:
-        description:
-          - Path of the file inside the build context, relative, without C(..) (C(Dockerfile), C(certs/ca.crt)).
-        type: str
-        required: true
-      src:
-        description:
-          - The file to send. On the controller it is looked up like M(ansible.builtin.copy)'s C(src) (a role's
-            C(files/) first) and must be UTF-8 text; with I(remote_src) it is a path on the managed host.
-        type: path
-      remote_src:
-        description:
-          - I(src) is a file on the managed host (hashed there, never copied to decide).
-        type: bool
-        default: false
-      content:
-        description:
-          - The file's text, for example C("{{ lookup('ansible.builtin.template', 'requirements.txt.j2') }}").
-            Exactly one of I(src) and I(content) per entry.
-        type: str
-      mode:
-        description:
-          - Octal mode such as C('0755'). Only the executable bit counts (in the hash and in the image);
-            without it, a I(src) file's own executable bit is kept and I(content) is not executable.
-        type: str
-  directories:
-    description:
-      - Folders of the build context given with I(files) that must exist even when no listed file lies in
-        them, because the Dockerfile C(COPY)s them (C(certs) when no CA bundle is wanted). Relative paths.
-    type: list
-    elements: str
-  dockerfile:
-    description:
-      - Dockerfile path relative to I(path) (an absolute path must lie inside I(path)).
-    type: str
-    default: Dockerfile
-  build_args:
-    description:
-      - Build-time variables (C(--build-arg)). They are part of the inputs hash.
-    type: dict
-    default: {}
-  labels:
-    description:
-      - Labels to set on the image. They are part of the inputs hash.
-    type: dict
-    default: {}
-  force:
-    description:
-      - Build even if the inputs hash is unchanged, without the layer cache.
-    type: bool
-    default: false
-  check_command:
-    description:
-      - Command run in a throwaway container of the freshly built image before the tag moves, for
-        example C(["python3", "-c", "import diffusers, transformers"]). A list is run without a shell,
-        a string by the image's default shell handling. Non-zero exit fails the task and keeps the
-        previous image under I(name).
-    type: raw
-  check_timeout:
-    description:
-      - Seconds I(check_command) may run before it is killed and counted as failed.
-    type: int
-    default: 300
-  log_path:
-    description:
-      - File the build log is streamed to (overwritten per build). Follow it with C(tail -f) during
-        long builds. Defaults to C(<tmpdir>/homelab-image-build/<name>.log).
-    type: path
-  pull:
-    description:
-      - Pull newer base images during the build. Off by default because there is no registry in the
-        homelab; base images must already exist locally (the task fails early naming the missing one).
-    type: bool
-    default: false
-  pull_missing_bases:
-    description:
-      - Pull each base image named in the Dockerfile's C(FROM) lines that is not present on the Docker
-        host, before the inputs hash is computed. A present base is never re-pulled, so a re-run with the
-        same bases changes nothing. This is how a fresh host gets C(debian:bookworm) or
-        C(pytorch/pytorch:...) without pulling newer bases on every build (that is I(pull)).
-      - In check mode the missing bases are listed in RV(pulled_bases) and nothing is pulled.
-    type: bool
-    default: false
-    version_added: "0.2.0"
-  target:
-    description:
-      - Multi-stage build target stage. Part of the inputs hash.
-    type: str
-  network_mode:
-    description:
-      - Network mode for C(RUN) steps during the build (for example C(host)).
-    type: str
-  timeout:
-    description:
-      - Seconds the Docker API may stay silent before a request fails. During a build this is the
-        longest time one step may print nothing.
-    type: int
-    default: 3600
-  keep_previous:
-    description:
-      - After a build that moved the tag, tag the image I(name) pointed to before as C(<repo>:<tag>-previous)
-        and remove the other images this module built for I(name) (see the description); what a
-        container still uses is kept and reported in RV(kept_images).
-      - In check mode the images that would be removed are listed in RV(removed_images) and nothing is
-        tagged or removed.
-      - "C(false) tags and removes nothing: every rebuild leaves the image it replaced behind, untagged."
-    type: bool
-    default: true
-    version_added: "0.2.0"
   state_dir:
     version_added: "0.2.0"
   lock_timeout:
     version_added: "0.2.0"
-  registry:
-    description:
-      - The homelab's registry (a Harbor project, or any Docker registry v2). Build once, run everywhere.
-      - With I(registry.mode=push) this host builds as usual and then pushes the image as
-        C(<address>/<project>/<name>:<tag>) unless the registry already holds this very image under that tag
-        (after the check passed; a failed build or check pushes nothing).
-      - With I(registry.mode=pull) nothing is built here. The registry's image for the tag is pulled by digest
-        unless the host has it; the task fails naming the builder when the registry has no such tag.
-      - Either way RV(image_ref) names the image by digest. The roles run their containers from it, so a tag that
-        went stale on one host cannot decide what runs.
-    type: dict
-    version_added: "0.3.0"
-    suboptions:
-      address:
-        description: The registry's C(host[:port]), without scheme or path.
-        type: str
-        required: true
-      project:
-        description: The Harbor project (a repository path prefix); empty for the registry's root.
-        type: str
-        default: ""
-      username:
-        description: Registry user (Harbor robot account); with I(password), or neither for an anonymous registry.
-        type: str
-      password:
-        description: Its password or token. Vault it.
-        type: str
-      mode:
-        description: C(push) on the host that builds, C(pull) on a host that runs what was pushed.
-        type: str
-        choices: [push, pull]
-        default: push
 notes:
   - An old image that a container still uses is never forced out; it is removed by the first build
     after that container is gone. Images built before version 0.2.0 carry no C(homelab.ai.image) label;
@@ -400,63 +238,29 @@ kept_images:
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.homelab.ai.plugins.module_utils.docker_common import run_docker_module
-from ansible_collections.homelab.ai.plugins.module_utils.image_build import run_image_build
+from ansible_collections.homelab.ai.plugins.module_utils.image_build import (
+    BUILD_OPTIONS_RULES,
+    build_context_text,
+    build_options_problem,
+    build_options_spec,
+    run_image_build,
+)
 from ansible_collections.homelab.ai.plugins.module_utils.host_lock import DEFAULT_STATE_DIR
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            path=dict(type="path"),
-            files=dict(type="list", elements="dict", options=dict(
-                dest=dict(type="str", required=True),
-                src=dict(type="path"),
-                remote_src=dict(type="bool", default=False),
-                content=dict(type="str"),
-                mode=dict(type="str"),
-            ), mutually_exclusive=[["src", "content"]], required_one_of=[["src", "content"]]),
-            directories=dict(type="list", elements="str"),
-            dockerfile=dict(type="str", default="Dockerfile"),
-            build_args=dict(type="dict", default={}),
-            labels=dict(type="dict", default={}),
-            force=dict(type="bool", default=False),
-            check_command=dict(type="raw"),
-            check_timeout=dict(type="int", default=300),
-            log_path=dict(type="path"),
-            pull=dict(type="bool", default=False),
-            pull_missing_bases=dict(type="bool", default=False),
-            target=dict(type="str"),
-            network_mode=dict(type="str"),
-            timeout=dict(type="int", default=3600),
-            docker_host=dict(type="str", fallback=(env_fallback, ["DOCKER_HOST"])),
-            keep_previous=dict(type="bool", default=True),
-            state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
-            lock_timeout=dict(type="int", default=600),
-            registry=dict(type="dict", options=dict(
-                address=dict(type="str", required=True),
-                project=dict(type="str", default=""),
-                username=dict(type="str"),
-                password=dict(type="str", no_log=True),
-                mode=dict(type="str", choices=["push", "pull"], default="push"),
-            )),
-        ),
-        mutually_exclusive=[["path", "files"], ["path", "directories"]],
-        required_one_of=[["path", "files"]],
-        supports_check_mode=True,
+    argument_spec = build_options_spec()
+    argument_spec.update(
+        docker_host=dict(type="str", fallback=(env_fallback, ["DOCKER_HOST"])),
+        state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
+        lock_timeout=dict(type="int", default=600),
     )
-    unread = [f["dest"] for f in module.params["files"] or [] if f["src"] is not None and not f["remote_src"]]
-    if unread:
-        module.fail_json(msg="files %s name a controller src, which the homelab.ai.image_build action plugin reads; "
-                             "it did not run (the module was called some other way): give content, or remote_src: true "
-                             "for a file on the managed host." % ", ".join(unread))
-    cc = module.params["check_command"]
-    if cc is not None and not isinstance(cc, (list, str)):
-        module.fail_json(msg="check_command must be a list of strings or a string, got %s" % type(cc).__name__)
-    if isinstance(cc, list):
-        module.params["check_command"] = [str(x) for x in cc]
-    context = module.params["path"] or "the %d files listed" % len(module.params["files"])
-    run_docker_module(module, run_image_build, "building %s from %s" % (module.params["name"], context))
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **BUILD_OPTIONS_RULES)
+    problem = build_options_problem(module.params, "homelab.ai.image_build")
+    if problem:
+        module.fail_json(msg=problem)
+    run_docker_module(module, run_image_build, "building %s from %s" % (
+        module.params["name"], build_context_text(module.params)))
 
 
 if __name__ == "__main__":
