@@ -8,29 +8,9 @@ Without O(build) the task's arguments go to the module as they are."""
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-from ansible.errors import AnsibleError
-from ansible.module_utils.common.text.converters import to_text
-from ansible.plugins.action import ActionBase
-from ansible.utils.vars import merge_hash
-
-from ansible_collections.homelab.ai.plugins.plugin_utils.build_files import read_controller_files
+from ansible_collections.homelab.ai.plugins.plugin_utils.build_files import BuildFilesAction
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-
-    def run(self, tmp=None, task_vars=None):
-        self._supports_check_mode = True
-        self._supports_async = False
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        args = dict(self._task.args)
-        build = args.get("build")
-        if isinstance(build, dict) and build.get("files") is not None:
-            try:
-                args["build"] = dict(build, files=read_controller_files(self, build["files"]))
-            except AnsibleError as exc:
-                result.update(failed=True, msg="build: " + to_text(exc))
-                return result
-        return merge_hash(result, self._execute_module(module_name="homelab.ai.container_rollout",
-                                                       module_args=args, task_vars=task_vars))
+class ActionModule(BuildFilesAction):
+    MODULE = "homelab.ai.container_rollout"
+    BUILD_OPTION = "build"

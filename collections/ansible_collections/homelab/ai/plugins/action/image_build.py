@@ -8,28 +8,8 @@ nothing changed."""
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-from ansible.errors import AnsibleError
-from ansible.module_utils.common.text.converters import to_text
-from ansible.plugins.action import ActionBase
-from ansible.utils.vars import merge_hash
-
-from ansible_collections.homelab.ai.plugins.plugin_utils.build_files import read_controller_files
+from ansible_collections.homelab.ai.plugins.plugin_utils.build_files import BuildFilesAction
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-
-    def run(self, tmp=None, task_vars=None):
-        self._supports_check_mode = True
-        self._supports_async = False
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        args = dict(self._task.args)
-        if args.get("files") is not None:
-            try:
-                args["files"] = read_controller_files(self, args["files"])
-            except AnsibleError as exc:
-                result.update(failed=True, msg=to_text(exc))
-                return result
-        return merge_hash(result, self._execute_module(module_name="homelab.ai.image_build", module_args=args,
-                                                       task_vars=task_vars))
+class ActionModule(BuildFilesAction):
+    MODULE = "homelab.ai.image_build"

@@ -13,7 +13,41 @@ import os
 import stat
 
 from ansible.errors import AnsibleError
+from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import merge_hash
+
+
+class BuildFilesAction(ActionBase):
+    """The action of a module with a build's O(files): reads their controller files, then runs ``MODULE``.
+
+    ``BUILD_OPTION`` names the dict option that holds the build (container_rollout's C(build)), or is None when the
+    build's options are the module's own (image_build). Without files the arguments go to the module as they are."""
+
+    TRANSFERS_FILES = False
+    MODULE = None
+    BUILD_OPTION = None
+
+    def run(self, tmp=None, task_vars=None):
+        self._supports_check_mode = True
+        self._supports_async = False
+        result = super(BuildFilesAction, self).run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        build = args.get(self.BUILD_OPTION) if self.BUILD_OPTION else args
+        if isinstance(build, dict) and build.get("files") is not None:
+            try:
+                build = dict(build, files=read_controller_files(self, build["files"]))
+            except AnsibleError as exc:
+                prefix = "%s: " % self.BUILD_OPTION if self.BUILD_OPTION else ""
+                result.update(failed=True, msg=prefix + to_text(exc))
+                return result
+            if self.BUILD_OPTION:
+                args[self.BUILD_OPTION] = build
+            else:
+                args = build
+        return merge_hash(result, self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars))
 
 
 def read_controller_files(action, files):
