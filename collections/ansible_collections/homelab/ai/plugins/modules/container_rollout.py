@@ -13,7 +13,8 @@ short_description: Replace a Docker container behind a health gate, rolling back
 version_added: "0.1.0"
 description:
   - Runs a long-lived container from a local image and replaces it only when the image ID
-    (resolved from I(image)) or the container configuration changed. The desired configuration is
+    (resolved from I(image)) or the container configuration changed. With O(build) the image is built first,
+    in the same module run, as M(homelab.ai.image_build) builds it. The desired configuration is
     hashed into label C(homelab.ai.config-hash) (secrets into a salted C(homelab.ai.secret-hash)), so
     a second run with the same inputs changes nothing.
   - "A replacement goes: rename the old container to C(<name>-previous), stop it (this frees its
@@ -380,6 +381,20 @@ EXAMPLES = r"""
         cap_add: [CHOWN, DAC_OVERRIDE, FOWNER]
     health_url: http://127.0.0.1:8000/health
 
+- name: Build the dashboard image and roll it out, in one module run (the tag moves only when nginx -t passes)
+  homelab.ai.container_rollout:
+    name: homelab-dashboard
+    build:
+      name: homelab/dashboard:latest
+      files:
+        - {dest: Dockerfile, src: Dockerfile}
+        - {dest: nginx.conf, content: "{{ lookup('ansible.builtin.template', 'nginx.conf.j2') }}"}
+      check_command: [nginx, -t]
+    ports: ["127.0.0.1:8080:8080"]
+    health_url: http://127.0.0.1:8080/healthz
+  register: dashboard
+  # dashboard.build.built: whether this run built; dashboard.build.image_ref: the image it rolled out
+
 - name: Return vLLM to the deployment before the current one (kept as homelab-vllm-rollback)
   homelab.ai.container_rollout:
     name: homelab-vllm
@@ -483,75 +498,80 @@ from ansible_collections.homelab.ai.plugins.module_utils.image_build import (
 )
 
 
+def argument_spec():
+    """The options, as DOCUMENTATION lists them (build's are image_build's, from module_utils)."""
+    return dict(
+        name=dict(type="str", required=True),
+        image=dict(type="str"),
+        pull=dict(type="bool", default=False),
+        command=dict(type="list", elements="str"),
+        entrypoint=dict(type="list", elements="str"),
+        env=dict(type="dict", default={}),
+        secret_env=dict(type="dict", default={}, no_log=True),
+        ports=dict(type="list", elements="str", default=[]),
+        volumes=dict(type="list", elements="str", default=[]),
+        create_bind_sources=dict(type="bool", default=False),
+        init_containers=dict(type="list", elements="dict", default=[], options=dict(
+            name=dict(type="str", required=True),
+            command=dict(type="list", elements="str", required=True),
+            entrypoint=dict(type="list", elements="str"),
+            user=dict(type="str"),
+            volumes=dict(type="list", elements="str"),
+            cap_add=dict(type="list", elements="str", default=[]),
+            timeout=dict(type="int", default=600),
+        )),
+        networks=dict(type="list", elements="str", default=[]),
+        network_aliases=dict(type="list", elements="str", default=[]),
+        device_requests=dict(type="list", elements="dict", default=[], options=dict(
+            driver=dict(type="str"),
+            count=dict(type="int"),
+            device_ids=dict(type="list", elements="str"),
+            capabilities=dict(type="list", elements="raw"),
+            options=dict(type="dict"),
+        )),
+        restart_policy=dict(type="str", default="unless-stopped"),
+        healthcheck=dict(type="dict", options=dict(
+            test=dict(type="raw", required=True),
+            interval=dict(type="raw"),
+            timeout=dict(type="raw"),
+            retries=dict(type="int"),
+            start_period=dict(type="raw"),
+        )),
+        health_url=dict(type="str"),
+        health_headers=dict(type="dict", default={}, no_log=True),
+        health_timeout=dict(type="int", default=120),
+        stable_seconds=dict(type="int", default=5),
+        stop_timeout=dict(type="int", default=10),
+        labels=dict(type="dict", default={}),
+        user=dict(type="str"),
+        cap_add=dict(type="list", elements="str", default=[]),
+        cap_drop=dict(type="list", elements="str", default=[]),
+        security_opt=dict(type="list", elements="str", default=[]),
+        read_only=dict(type="bool", default=False),
+        tmpfs=dict(type="list", elements="str", default=[]),
+        shm_size=dict(type="str"),
+        ipc_mode=dict(type="str"),
+        working_dir=dict(type="str"),
+        log_driver=dict(type="str", default="json-file"),
+        log_options=dict(type="dict", default=dict(DEFAULT_LOG_OPTIONS)),
+        init=dict(type="bool", default=True),
+        memory=dict(type="str"),
+        pids_limit=dict(type="int"),
+        state=dict(type="str", default="started", choices=["started", "absent", "rolled_back"]),
+        keep_rollback=dict(type="bool", default=True),
+        lock_timeout=dict(type="int", default=600),
+        state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
+        rollback=dict(type="bool", default=True),
+        remove_anonymous_volumes=dict(type="bool", default=False),
+        progress_path=dict(type="path"),
+        docker_host=dict(type="str", fallback=(env_fallback, ["DOCKER_HOST"])),
+        build=dict(type="dict", options=build_options_spec(), **BUILD_OPTIONS_RULES),
+    )
+
+
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            image=dict(type="str"),
-            pull=dict(type="bool", default=False),
-            command=dict(type="list", elements="str"),
-            entrypoint=dict(type="list", elements="str"),
-            env=dict(type="dict", default={}),
-            secret_env=dict(type="dict", default={}, no_log=True),
-            ports=dict(type="list", elements="str", default=[]),
-            volumes=dict(type="list", elements="str", default=[]),
-            create_bind_sources=dict(type="bool", default=False),
-            init_containers=dict(type="list", elements="dict", default=[], options=dict(
-                name=dict(type="str", required=True),
-                command=dict(type="list", elements="str", required=True),
-                entrypoint=dict(type="list", elements="str"),
-                user=dict(type="str"),
-                volumes=dict(type="list", elements="str"),
-                cap_add=dict(type="list", elements="str", default=[]),
-                timeout=dict(type="int", default=600),
-            )),
-            networks=dict(type="list", elements="str", default=[]),
-            network_aliases=dict(type="list", elements="str", default=[]),
-            device_requests=dict(type="list", elements="dict", default=[], options=dict(
-                driver=dict(type="str"),
-                count=dict(type="int"),
-                device_ids=dict(type="list", elements="str"),
-                capabilities=dict(type="list", elements="raw"),
-                options=dict(type="dict"),
-            )),
-            restart_policy=dict(type="str", default="unless-stopped"),
-            healthcheck=dict(type="dict", options=dict(
-                test=dict(type="raw", required=True),
-                interval=dict(type="raw"),
-                timeout=dict(type="raw"),
-                retries=dict(type="int"),
-                start_period=dict(type="raw"),
-            )),
-            health_url=dict(type="str"),
-            health_headers=dict(type="dict", default={}, no_log=True),
-            health_timeout=dict(type="int", default=120),
-            stable_seconds=dict(type="int", default=5),
-            stop_timeout=dict(type="int", default=10),
-            labels=dict(type="dict", default={}),
-            user=dict(type="str"),
-            cap_add=dict(type="list", elements="str", default=[]),
-            cap_drop=dict(type="list", elements="str", default=[]),
-            security_opt=dict(type="list", elements="str", default=[]),
-            read_only=dict(type="bool", default=False),
-            tmpfs=dict(type="list", elements="str", default=[]),
-            shm_size=dict(type="str"),
-            ipc_mode=dict(type="str"),
-            working_dir=dict(type="str"),
-            log_driver=dict(type="str", default="json-file"),
-            log_options=dict(type="dict", default=dict(DEFAULT_LOG_OPTIONS)),
-            init=dict(type="bool", default=True),
-            memory=dict(type="str"),
-            pids_limit=dict(type="int"),
-            state=dict(type="str", default="started", choices=["started", "absent", "rolled_back"]),
-            keep_rollback=dict(type="bool", default=True),
-            lock_timeout=dict(type="int", default=600),
-            state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
-            rollback=dict(type="bool", default=True),
-            remove_anonymous_volumes=dict(type="bool", default=False),
-            progress_path=dict(type="path"),
-            docker_host=dict(type="str", fallback=(env_fallback, ["DOCKER_HOST"])),
-            build=dict(type="dict", options=build_options_spec(), **BUILD_OPTIONS_RULES),
-        ),
+        argument_spec=argument_spec(),
         required_if=[("state", "started", ["image", "build"], True)],
         mutually_exclusive=[["image", "build"], ["pull", "build"]],
         supports_check_mode=True,
