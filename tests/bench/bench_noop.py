@@ -52,10 +52,10 @@ def docker(*args):
     return proc.stdout
 
 
-def ansible_env():
-    return dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-                ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "collections"), ANSIBLE_NOCOLOR="1",
-                ANSIBLE_ROLES_PATH=os.path.join(ROOT, "roles"))
+def ansible_env(root=ROOT):
+    return dict(os.environ, ANSIBLE_CONFIG=os.path.join(root, "ansible.cfg"),
+                ANSIBLE_COLLECTIONS_PATH=os.path.join(root, "collections"), ANSIBLE_NOCOLOR="1",
+                ANSIBLE_ROLES_PATH=os.path.join(root, "roles"))
 
 
 def children_cpu():
@@ -63,15 +63,16 @@ def children_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
-def run_play(args, label):
-    """One ansible-playbook run: (wall seconds, CPU seconds, ok, changed, skipped). Exits on failure.
+def run_play(args, label, root=ROOT):
+    """One ansible-playbook run in ``root`` (a checkout): (wall seconds, CPU seconds, ok, changed, skipped). Exits
+    on failure.
 
     The CPU seconds are ansible-playbook's and every process it waited for (its workers, the modules):
     what the run cost this machine, which a neighbour on a shared host moves far less than the wall time.
     The Docker daemon's own work for a request is not in them."""
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook")] + args
     start, cpu_start = time.monotonic(), children_cpu()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), cwd=ROOT, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(root), cwd=root, check=False)
     wall, cpu = time.monotonic() - start, children_cpu() - cpu_start
     recap = RECAP.findall(proc.stdout)
     if proc.returncode or not recap:
