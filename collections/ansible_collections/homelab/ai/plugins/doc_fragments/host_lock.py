@@ -21,6 +21,10 @@ options:
       - A real run holds its lock for the whole change, so two runs of the play never build one image name or
         roll out one container at once; the second waits (RV(lock_wait) says for whom) up to O(lock_timeout),
         then fails. An interrupted run releases its lock. Check mode takes no lock.
+      - M(homelab.ai.image_build) (and the O(homelab.ai.container_rollout#module:build) of a rollout) also keeps
+        C(file-digests.json) here, the sha256 of each context file of 1 MiB or more with its device, inode, size, mtime
+        and ctime, so that a run that finds such a file as it was does not read it again. Any write to the file makes
+        it read again. Check mode does not write it.
     type: path
     default: /var/lib/homelab/rollouts
   lock_timeout:

@@ -38,6 +38,7 @@ from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
     split_image_ref,
     stable_hash,
 )
+from ansible_collections.homelab.ai.plugins.module_utils.file_digests import FILE_DIGESTS_NAME, FileDigests, file_sha256
 from ansible_collections.homelab.ai.plugins.module_utils.host_lock import HostLock
 from ansible_collections.homelab.ai.plugins.module_utils import registry as registry_utils
 
@@ -234,20 +235,13 @@ class DockerIgnore:
 ContextEntry = collections.namedtuple("ContextEntry", "relpath kind mode digest linkname")
 
 
-def _file_digest(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1024 * 1024), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def collect_context(context_dir, dockerfile_rel):
+def collect_context(context_dir, dockerfile_rel, digest=file_sha256):
     """Sorted ContextEntry list of the build context, honouring .dockerignore.
 
     The Dockerfile and .dockerignore are always sent (the daemon needs them), as the Docker CLI does.
     Only the executable bit of the mode is kept (it is what COPY preserves that matters); mtimes are
-    ignored so that a checkout or `touch` alone does not rebuild.
+    ignored so that a checkout or `touch` alone does not rebuild. ``digest`` hashes a file (FileDigests.digest
+    remembers the big ones).
     """
     ignore_path = os.path.join(context_dir, ".dockerignore")
     patterns = []
@@ -283,7 +277,7 @@ def collect_context(context_dir, dockerfile_rel):
             if stat.S_ISLNK(st.st_mode):
                 entries.append(ContextEntry(rel, "link", 0, "", os.readlink(full)))
             elif stat.S_ISREG(st.st_mode):
-                entries.append(ContextEntry(rel, "file", 1 if st.st_mode & 0o111 else 0, _file_digest(full), ""))
+                entries.append(ContextEntry(rel, "file", 1 if st.st_mode & 0o111 else 0, digest(full), ""))
             # sockets, fifos, devices: the Docker CLI skips them too
     entries.sort(key=lambda e: e.relpath)
     return entries
@@ -353,7 +347,7 @@ class ListedFiles:
                 return fh.read()
         return None
 
-    def entries(self):
+    def entries(self, digest=file_sha256):
         dirs, entries = set(), []
         for rel in list(self.directories):
             parts = rel.split("/")
@@ -363,9 +357,9 @@ class ListedFiles:
                 raise HomelabDockerError("%s is listed both as a file (files) and as a folder (directories): keep one." % rel)
             parts = rel.split("/")[:-1]
             dirs.update("/".join(parts[:i + 1]) for i in range(len(parts)))
-            digest = (hashlib.sha256(self.contents[rel]).hexdigest() if rel in self.contents
-                      else _file_digest(self.paths[rel]))
-            entries.append(ContextEntry(rel, "file", self.modes[rel], digest, ""))
+            sha256 = (hashlib.sha256(self.contents[rel]).hexdigest() if rel in self.contents
+                      else digest(self.paths[rel]))
+            entries.append(ContextEntry(rel, "file", self.modes[rel], sha256, ""))
         entries.extend(ContextEntry(d, "dir", 0, "", "") for d in dirs)
         entries.sort(key=lambda e: e.relpath)
         return entries
@@ -688,6 +682,9 @@ class BuildPlan:
             self.context, self.dockerfile_rel, self.dockerfile_full = _resolve_paths(params)
         self.base_refs, self.base_ids, self.missing, self.pulled = [], {}, [], []
         self.entries, self.inputs_hash = [], None
+        # The big inputs' digests, remembered beside the build locks (a no-op run reads no wheel twice).
+        self.digests = FileDigests(os.path.join(params["state_dir"], FILE_DIGESTS_NAME)
+                                   if params.get("state_dir") else None)
 
 
 def resolve_bases(client, plan, params, check_mode=False):
@@ -702,11 +699,16 @@ def resolve_bases(client, plan, params, check_mode=False):
         plan.base_ids, plan.missing = _inspect_bases(client, plan.base_refs)
 
 
-def hash_inputs(plan):
-    """Stage 1, the hash: collect the context exactly as it will be sent and hash every input."""
-    plan.entries = plan.listed.entries() if plan.listed else collect_context(plan.context, plan.dockerfile_rel)
+def hash_inputs(plan, check_mode=False):
+    """Stage 1, the hash: collect the context exactly as it will be sent and hash every input (a real run
+    records the big files' digests for the next)."""
+    digest = plan.digests.digest
+    plan.entries = (plan.listed.entries(digest) if plan.listed
+                    else collect_context(plan.context, plan.dockerfile_rel, digest))
     plan.inputs_hash = compute_inputs_hash(plan.entries, plan.dockerfile_rel, plan.build_args, plan.target,
                                            plan.labels, plan.base_ids)
+    if not check_mode:
+        plan.digests.save()
     return plan.inputs_hash
 
 
@@ -1070,7 +1072,7 @@ def _build_stages(client, plan, params, check_mode):
     """The stages, in order: resolve the inputs (pulling missing bases) and hash them, decide, build the
     candidate, verify and check it, move the tag, keep the previous image and remove the rest."""
     resolve_bases(client, plan, params, check_mode)
-    hash_inputs(plan)
+    hash_inputs(plan, check_mode)
     result, need_build = decide(plan, inspect_image_or_none(client, plan.full_name), params)
     previous_id = result["previous_image_id"]
     keep_previous = params.get("keep_previous", True)

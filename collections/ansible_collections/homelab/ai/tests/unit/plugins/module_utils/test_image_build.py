@@ -9,11 +9,14 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 import io
+import json
 import os
 import tarfile
+import time
 
 import pytest
 
+from ansible_collections.homelab.ai.plugins.module_utils import file_digests as fd
 from ansible_collections.homelab.ai.plugins.module_utils import image_build as ib
 from ansible_collections.homelab.ai.tests.unit.plugins.module_utils.fake_docker import FakeDockerClient, factory
 from ansible_collections.homelab.ai.plugins.module_utils.docker_common import (
@@ -586,3 +589,27 @@ def test_a_real_run_holds_the_build_lock_of_its_name(fake, ctx, tmp_path):
     # a different name has its own lock
     with HostLock(state, "build-homelab-test/other:latest", "build of homelab-test/other:latest"):
         assert run(fake, ctx, state_dir=state, lock_timeout=1)["built"]
+
+
+# ---- the big inputs' digests, kept in state_dir (module_utils/file_digests.py) ------------------------
+
+def test_a_second_run_takes_the_wheels_digest_from_state_dir_and_hashes_the_same(fake, tmp_path, monkeypatch):
+    real_time_ns = time.time_ns
+    monkeypatch.setattr(fd.time, "time_ns", lambda: real_time_ns() + 60 * 10 ** 9)  # the wheel counts as settled
+    wheel = tmp_path / "t.whl"
+    wheel.write_bytes(b"w" * (fd.MIN_SIZE + 1))
+    (tmp_path / "state").mkdir()
+    record = tmp_path / "state" / fd.FILE_DIGESTS_NAME
+    params = dict(params_for(tmp_path / "unused", state_dir=str(tmp_path / "state"), files=[
+        {"dest": "Dockerfile", "content": "FROM homelab/debian:bookworm\nCOPY wheels /wheels\n"},
+        {"dest": "wheels/t.whl", "src": str(wheel), "remote_src": True}]), path=None)
+    preview = ib.run_image_build(params, check_mode=True, client_factory=factory(fake))
+    assert preview["changed"] and not record.exists()  # check mode writes nothing, not even the record
+    first = ib.run_image_build(params, client_factory=factory(fake))
+    assert first["built"] and str(wheel) in json.loads(record.read_text())["files"]
+
+    def refuse(path):
+        raise AssertionError("%s was read although state_dir's record knows it" % path)
+    monkeypatch.setattr(fd, "file_sha256", refuse)
+    second = ib.run_image_build(params, client_factory=factory(fake))
+    assert not second["changed"] and second["inputs_hash"] == first["inputs_hash"]
