@@ -1,7 +1,11 @@
 """homelab.ai.image_build against the real Docker daemon: build only on changed inputs, prove the
 tag moved, gate on check_command via a candidate tag, readable errors; retention: twenty rebuilds keep
-at most two images of the name (current and <name>-previous), an image a stopped container uses is kept."""
+at most two images of the name (current and <name>-previous), an image a stopped container uses is kept;
+a big input's digest is remembered in state_dir and a change to it still rebuilds."""
+import hashlib
+import json
 import os
+import time
 
 import pytest
 
@@ -152,6 +156,30 @@ def test_listed_files_hash_where_they_lie(prefix, tmp_path):
     assert no_dockerfile.get("failed") and "files lists no Dockerfile" in no_dockerfile["msg"], no_dockerfile
     both = run_module("image_build", dict(listed, path=str(folder)))
     assert both.get("failed") and "mutually exclusive" in both["msg"], both
+    docker("image", "rm", "-f", name, name + "-previous", check=False)
+
+
+def test_a_big_input_is_remembered_in_state_dir_and_a_change_still_rebuilds(prefix, tmp_path):
+    """module_utils/file_digests.py through the real module: a settled file of 1 MiB or more gets its digest
+    recorded in state_dir (not by check mode), and a write of the same size is read again and rebuilds."""
+    state, wheel = tmp_path / "state", tmp_path / "big.whl"
+    wheel.write_bytes(b"a" * (1024 * 1024 + 1))
+    time.sleep(2.2)  # older than file_digests.SETTLED_NS when it is hashed: recorded
+    dockerfile = "FROM %s\nCOPY big.whl /big.whl\nCMD [\"sha256sum\", \"/big.whl\"]\n" % BASE_IMAGE
+    name = prefix + "-digests:latest"
+    args = {"name": name, "state_dir": str(state), "log_path": str(tmp_path / "build.log"),
+            "files": [{"dest": "Dockerfile", "content": dockerfile},
+                      {"dest": "big.whl", "src": str(wheel), "remote_src": True}]}
+    record = state / "file-digests.json"
+    assert run_module("image_build", args, check=True)["changed"] and not record.exists()
+    first = run_module("image_build", args)
+    assert first["built"], first
+    assert json.loads(record.read_text())["files"][str(wheel)]["sha256"] == hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert not run_module("image_build", args)["changed"]
+    wheel.write_bytes(b"b" * (1024 * 1024 + 1))  # same size; only its ctime and mtime say it changed
+    second = run_module("image_build", args)
+    assert second["built"] and second["inputs_hash"] != first["inputs_hash"], second
+    assert docker("run", "--rm", name).split()[0] == hashlib.sha256(wheel.read_bytes()).hexdigest()
     docker("image", "rm", "-f", name, name + "-previous", check=False)
 
 
