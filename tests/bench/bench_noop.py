@@ -18,8 +18,9 @@ built it a second time under another tag, five images). All three plays run in t
 each; every measured run must report changed=0. Prints the median wall time of each, the ratios
 (goal: ours at most 1.5x theirs) and the task counts, and beside them the median CPU seconds of each run
 and their ratio: on a shared 2-core machine a run's wall time moves by 20% from one run to the next, the
-CPU it costs less; and the median of the rounds' ratios (one round runs each play once, in turn). Then one more run of each under tests/bench/cpu_breakdown.py says where its CPU
-went: the main process, the tasks' workers, the modules. No asserts on the figures (project rule); exit
+CPU it costs less; and the median of the rounds' ratios (one round runs each play once, in turn). Then
+one more run of each under tests/bench/cpu_breakdown.py says where its CPU went: the main process, the
+tasks' workers, the modules. No asserts on the figures (project rule); exit
 1 when a run fails or changes something. The bench's containers and tags are removed at the end.
 
 Usage: .venv/bin/python tests/bench/bench_noop.py [runs]   (default 5; the stack must be deployed:
@@ -212,20 +213,18 @@ def main():
     for key, (_args, title) in plays.items():
         print("  %-36s %6.2f s  (min %.2f, max %.2f); CPU %5.2f s; tasks: %d ok, %d skipped"
               % (title, med[key], min(walls[key]), max(walls[key]), cpu[key], counts[key][0], counts[key][1]))
-    print_ratios(walls, cpus)
+    print_ratios(walls, med, cpu)
     print_breakdowns(plays, breakdowns)
 
 
-def print_ratios(walls, cpus):
-    """The ratio of the medians, and beside it the median of each round's ratio: a round runs the plays one
-    after the other, so its ratio compares runs under the same load and a neighbour's burst moves one round,
-    not the medians of one play only."""
+def print_ratios(walls, med, cpu):
+    """The ratio of the medians (``med``, ``cpu``: each play's median wall and CPU seconds), and beside it the
+    median of each round's ratio: a round runs the plays one after the other, so its ratio compares runs under
+    the same load and a neighbour's burst moves one round, not the medians of one play only."""
     for key, title in (("theirs", "3 service images, the issue's play"), ("theirs_bases", "the same 4 images ours builds")):
         rounds = [ours / theirs for ours, theirs in zip(walls["ours"], walls[key])]
         print("ratio ours/community.docker (%-34s): %.2f  (goal <= 1.5); CPU %.2f; per round: median %.2f (%.2f to %.2f)"
-              % (title, statistics.median(walls["ours"]) / statistics.median(walls[key]),
-                 statistics.median(cpus["ours"]) / statistics.median(cpus[key]),
-                 statistics.median(rounds), min(rounds), max(rounds)))
+              % (title, med["ours"] / med[key], cpu["ours"] / cpu[key], statistics.median(rounds), min(rounds), max(rounds)))
 
 
 def cpu_breakdown(args, title, tmp):

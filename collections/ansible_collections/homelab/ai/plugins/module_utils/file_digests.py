@@ -50,7 +50,7 @@ class FileDigests:
 
     def __init__(self, record_path=None, clock_ns=None):
         self.record_path, self.clock_ns = record_path, clock_ns or time.time_ns
-        self.files, self.dirty = self._load(record_path), False
+        self.files, self.dirty = None, False  # the record is read when the first big file is met
         self.hashed, self.remembered = [], []  # what this run read, and what it took from the record
 
     @staticmethod
@@ -70,6 +70,8 @@ class FileDigests:
         st = os.stat(path)
         if self.record_path is None or st.st_size < MIN_SIZE:
             return file_sha256(path)
+        if self.files is None:
+            self.files = self._load(self.record_path)
         known = self.files.get(path)
         if isinstance(known, dict) and known.get("stat") == _identity(st):
             self.remembered.append(path)
