@@ -16,9 +16,11 @@ GOOD_KEY = "9f1c2b7e4a6d08e35b1f7c9a2e4d6b80c3a5f7e9"
 LEAK = "leaky-value-7"
 
 CASES = {
-    "vllm-secret-env": ("vllm", "deploy", {"vllm_api_key": GOOD_KEY, "vllm_secret_env": {"VLLM_API_KEY": LEAK}},
+    "vllm-secret-env": ("vllm", "main", {"vllm_deploy": True, "vllm_api_key": GOOD_KEY,
+                                         "vllm_secret_env": {"VLLM_API_KEY": LEAK}},
                         "vllm_secret_env sets VLLM_API_KEY: set vllm_api_key instead"),
-    "vllm-plain-env": ("vllm", "deploy", {"vllm_api_key": GOOD_KEY, "vllm_extra_env": {"VLLM_API_KEY": LEAK}},
+    "vllm-plain-env": ("vllm", "main", {"vllm_deploy": True, "vllm_api_key": GOOD_KEY,
+                                        "vllm_extra_env": {"VLLM_API_KEY": LEAK}},
                        "vllm_extra_env sets VLLM_API_KEY: set vllm_api_key instead"),
     "image-server-secret-env": ("image_server", "main", {"image_server_api_key": GOOD_KEY,
                                                          "image_server_secret_env": {"IMAGE_SERVER_API_KEY": LEAK}},
@@ -44,3 +46,30 @@ def test_the_roles_own_key_cannot_come_through_an_env_dict(tmp_path, case):
     assert expected in out, out[-3000:]
     assert LEAK not in out  # the value is never shown
     assert "failed=1" in out
+
+
+def test_a_refused_vllm_key_leaves_the_plan_files_as_they_were(tmp_path):
+    """The vllm role's real entry point: the key is checked before the plan writes models.json, launch.json and
+    the status page's plan.json (which the dashboard serves while the old container runs). The plan would
+    succeed here (the local profile's model, GPUs and WSL given, no Docker asked), so only the order keeps the
+    files as they were."""
+    state = tmp_path / "state"
+    (state / "status").mkdir(parents=True)
+    (state / "status" / "plan.json").write_text('{"served": "the previous plan"}\n')
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "name": "the vllm role with a refused key", "hosts": "localhost", "gather_facts": False,
+        "roles": [{"role": "vllm", "vars": {
+            "vllm_deploy": True, "vllm_api_key": "too-short-%s" % LEAK, "homelab_state_dir": str(state),
+            "vllm_facts_dir": str(tmp_path / "facts"), "vllm_use_fact_overrides": True,
+            "vllm_gpus_override": [], "vllm_wsl_override": {"is_wsl": False}, "vllm_stack_containers": {}}}]}]))
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_NOCOLOR="1",
+               DOCKER_HOST="unix:///nonexistent/docker.sock")
+    proc = subprocess.run(["ansible-playbook", "-i", "inventories/local", str(playbook)],
+                          cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=300)
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0, out[-3000:]
+    assert "vllm_api_key" in out and "32" in out, out[-3000:]
+    assert LEAK not in out
+    assert (state / "status" / "plan.json").read_text() == '{"served": "the previous plan"}\n'
+    assert not (state / "vllm").exists()
