@@ -7,7 +7,8 @@ Input: the host's facts as homelab.ai.host_facts sets them (``wsl``, ``gpus``, `
 ``container_runtime``), the inventory's thresholds and what the last run recorded
 (``ansible_local.gpu_host``). Output: the GPUs with enough memory, those that also have the compute
 capability, the serving path and every problem, in the order the role used to check them, each
-naming the fact and the fix. The role fails with them; the filter ``homelab.ai.gpu_host_verdict``
+naming the fact and the fix; and what the role shows and remembers of it: the summary, a line each, and
+the record it keeps in ``gpu_host.fact``. The role fails with them; the filter ``homelab.ai.gpu_host_verdict``
 exposes this.
 """
 
@@ -87,6 +88,81 @@ def _docker_problems(runtime, t):
     return problems
 
 
+def _or(value, fallback):
+    """Jinja's ``default(fallback, true)``: an empty or missing value shows as the fallback."""
+    return value if value else fallback
+
+
+def _host_line(wsl):
+    if wsl.get("is_wsl"):
+        return "host: WSL%s (%s), kernel %s, systemd PID 1: %s, pinned memory: %s" % (
+            _or(wsl.get("version"), "?"), _or(wsl.get("distro"), "?"), wsl.get("kernel_release"),
+            "yes" if wsl.get("systemd") else "no",
+            "available" if wsl.get("pin_memory") else "OFF (no CPU offload / UVA)")
+    return "host: Linux, not WSL (%s), kernel %s" % (_or(wsl.get("distro"), "?"), wsl.get("kernel_release"))
+
+
+def _gpu_lines(summary, gpus):
+    if not summary.get("usable"):
+        return ["GPUs: none usable - %s" % summary.get("reason")]
+    lines = ["GPUs: %s, %s MiB in all, driver %s, CUDA %s, nvidia-smi %s" % (
+        summary.get("count"), summary.get("memory_total_mib"), summary.get("driver_version"),
+        _or(summary.get("cuda_version"), "unknown"), summary.get("nvidia_smi"))]
+    for gpu in gpus:
+        source = gpu.get("compute_capability_source")
+        bandwidth = gpu.get("memory_bandwidth_gbps")
+        lines.append("  GPU%s %s: %s MiB, cc %s%s, %s%s" % (
+            gpu.get("index"), gpu.get("name"), gpu.get("memory_total_mib"), _or(gpu.get("compute_capability"), "unknown"),
+            " (%s)" % source if source else "", "%s GB/s" % bandwidth if bandwidth else "bandwidth unknown",
+            ", MIG %s" % gpu.get("mig_mode") if gpu.get("mig_mode") else ""))
+    return lines
+
+
+def _docker_line(runtime):
+    if runtime.get("engine_reachable"):
+        engine = "engine %s%s" % (runtime.get("engine_version"),
+                                  " (Docker Desktop)" if runtime.get("docker_desktop") else " (in this distro)")
+    else:
+        engine = "not reachable - %s" % runtime.get("error")
+    probe = runtime.get("probe") or {}
+    return "docker: %s, GPU runtime: %s%s" % (engine, _or(runtime.get("gpu_runtime_method"), "none"),
+                                              ", probe %s" % ("ok" if probe.get("ok") else "FAILED") if probe.get("ran") else "")
+
+
+def summary_lines(facts, thresholds, decided):
+    """What the role shows, pass or fail: the host, its GPUs, Docker, what the inventory needs, the engine's
+    deferred problems, the serving path and nvidia-smi's warnings, a line each."""
+    summary = facts.get("gpu_summary") or {}
+    quantization = thresholds.get("quantization")
+    lines = [_host_line(facts.get("wsl") or {})] + _gpu_lines(summary, facts.get("gpus") or [])
+    lines.append(_docker_line(facts.get("container_runtime") or {}))
+    lines.append("needs: GPU %s, >= %s MiB, cc >= %s%s, docker GPU runtime %s" % (
+        "required" if thresholds.get("require_gpu") else "optional", thresholds.get("min_memory_mib"),
+        thresholds.get("min_compute_capability"), " (%s)" % quantization if quantization else "",
+        "required" if thresholds.get("require_docker_gpu_runtime") else "optional"))
+    lines += ["deferred (a later play installs or fixes the engine): %s" % p for p in decided["deferred_problems"]]
+    lines.append("path: GPU path on %s" % ", ".join(g.get("name", "?") for g in decided["fitting_gpus"])
+                 if decided["serving_path"] == "gpu" else "path: CPU path")
+    lines += ["warning: %s" % w for w in summary.get("warnings") or []]
+    return lines
+
+
+def record(facts, serving_path):
+    """What gpu_host.fact keeps for the next run (read back as ansible_local.gpu_host): only values that stay
+    the same between runs (no free memory), so a second run writes nothing."""
+    wsl, summary = facts.get("wsl") or {}, facts.get("gpu_summary") or {}
+    runtime = facts.get("container_runtime") or {}
+    return {
+        "is_wsl": wsl.get("is_wsl"), "wsl_version": wsl.get("version"), "kernel_release": wsl.get("kernel_release"),
+        "serving_path": serving_path, "gpu_count": summary.get("count"), "gpu_usable": summary.get("usable"),
+        "gpu_reason": summary.get("reason"), "driver_version": summary.get("driver_version"),
+        "cuda_version": summary.get("cuda_version"), "nvidia_smi": summary.get("nvidia_smi"),
+        "gpus": [dict((k, v) for k, v in gpu.items() if k != "memory_free_mib") for gpu in facts.get("gpus") or []],
+        "docker_engine_reachable": runtime.get("engine_reachable"), "docker_desktop": runtime.get("docker_desktop"),
+        "docker_gpu_runtime": runtime.get("gpu_runtime_method"),
+    }
+
+
 def verdict(facts, thresholds, recorded=None, allow_path_change=False, facts_dir="/etc/ansible/facts.d"):
     """The decision. ``thresholds``: require_gpu, min_memory_mib, min_compute_capability, quantization,
     require_docker, require_docker_gpu_runtime, probe_gpu_container, probe_image, defer_engine_checks (the
@@ -94,7 +170,8 @@ def verdict(facts, thresholds, recorded=None, allow_path_change=False, facts_dir
 
     With defer_engine_checks (the preflight play, before playbooks/gaming_host.yml installs the engine) the
     engine's problems are deferred, not refused. engine_ready says the engine already meets the inventory's
-    requirements, so a later play of the same run need not detect it again."""
+    requirements, so a later play of the same run need not detect it again. ``summary`` and ``record`` are
+    what the role shows and keeps of it (summary_lines, record)."""
     summary = facts.get("gpu_summary") or {}
     big_enough, fitting = _fitting(facts.get("gpus") or [], thresholds.get("min_memory_mib") or 0,
                                    thresholds.get("min_compute_capability") or "0.0")
@@ -110,6 +187,9 @@ def verdict(facts, thresholds, recorded=None, allow_path_change=False, facts_dir
     deferred = engine_problems if thresholds.get("defer_engine_checks") else []
     if not deferred:
         problems += engine_problems
-    return {"big_enough_gpus": big_enough, "fitting_gpus": fitting, "serving_path": serving_path,
-            "problems": problems, "deferred_problems": deferred,
-            "engine_ready": bool(runtime.get("engine_reachable")) and not engine_problems}
+    decided = {"big_enough_gpus": big_enough, "fitting_gpus": fitting, "serving_path": serving_path,
+               "problems": problems, "deferred_problems": deferred,
+               "engine_ready": bool(runtime.get("engine_reachable")) and not engine_problems}
+    decided["summary"] = summary_lines(facts, thresholds, decided)
+    decided["record"] = record(facts, serving_path)
+    return decided

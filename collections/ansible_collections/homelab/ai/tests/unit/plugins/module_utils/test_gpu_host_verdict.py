@@ -108,3 +108,59 @@ def test_a_gpu_host_does_not_move_to_the_cpu_path_unasked(recorded, allow, refus
             "/etc/ansible/facts.d/gpu_host.fact) but now no GPU fits, so it would serve on the CPU: nvidia-smi timed "
             "out after 15 s. A driver update or a hung nvidia-smi does this. Fix the driver and run again; to move "
             "this host to the CPU path on purpose, run once with -e gpu_host_allow_serving_path_change=true.")
+
+
+WSL2 = {"is_wsl": True, "version": 2, "distro": "Ubuntu 24.04.1 LTS", "kernel_release": "5.15.167.4-microsoft-standard-WSL2",
+        "systemd": True, "pin_memory": False}
+
+
+def wsl_rtx3090(free_mib=23000):
+    """The record host as host_facts reports it: WSL2, one RTX 3090 behind Docker Desktop."""
+    rtx = dict(gpu("NVIDIA GeForce RTX 3090", 24576), memory_free_mib=free_mib, compute_capability_source="catalog",
+               mig_mode=None)
+    host = facts([rtx], runtime={"engine_version": "27.3.1", "docker_desktop": True, "gpu_runtime_method": "docker-desktop"})
+    host["wsl"] = WSL2
+    host["gpu_summary"].update(memory_total_mib=24576, driver_version="566.36", cuda_version="12.7",
+                               nvidia_smi="/usr/lib/wsl/lib/nvidia-smi", warnings=["GPU0 drives a display"])
+    return host
+
+
+def test_the_summary_says_the_host_its_gpus_docker_what_is_needed_and_the_path():
+    assert verdict(wsl_rtx3090(), GAMING)["summary"] == [
+        "host: WSL2 (Ubuntu 24.04.1 LTS), kernel 5.15.167.4-microsoft-standard-WSL2, systemd PID 1: yes, "
+        "pinned memory: OFF (no CPU offload / UVA)",
+        "GPUs: 1, 24576 MiB in all, driver 566.36, CUDA 12.7, nvidia-smi /usr/lib/wsl/lib/nvidia-smi",
+        "  GPU0 NVIDIA GeForce RTX 3090: 24576 MiB, cc 8.6 (catalog), 936 GB/s",
+        "docker: engine 27.3.1 (Docker Desktop), GPU runtime: docker-desktop",
+        "needs: GPU required, >= 20000 MiB, cc >= 8.0 (awq_marlin), docker GPU runtime required",
+        "path: GPU path on NVIDIA GeForce RTX 3090",
+        "warning: GPU0 drives a display"]
+
+
+def test_the_summary_of_a_host_without_a_gpu_or_an_engine_lists_what_a_later_play_must_fix():
+    down = {"engine_reachable": False, "error": "Cannot connect to the Docker daemon", "gpu_runtime": False,
+            "runtimes": [], "cdi_specs": [], "probe": {"ran": True, "ok": False, "rc": 125, "error": "no such image"}}
+    host = facts([], usable=False, reason="nvidia-smi not found", runtime=down)
+    host["wsl"] = {"is_wsl": False, "distro": None, "kernel_release": "6.1.0-18-amd64"}
+    lines = verdict(host, dict(LOCAL, require_docker_gpu_runtime=True, probe_gpu_container=True,
+                               defer_engine_checks=True))["summary"]
+    assert lines[:4] == ["host: Linux, not WSL (?), kernel 6.1.0-18-amd64", "GPUs: none usable - nvidia-smi not found",
+                         "docker: not reachable - Cannot connect to the Docker daemon, GPU runtime: none, probe FAILED",
+                         "needs: GPU optional, >= 0 MiB, cc >= 0.0, docker GPU runtime required"]
+    assert [line.split(" (ansible_facts")[0] for line in lines[4:7]] == [
+        "deferred (a later play installs or fixes the engine): gpu_host: the Docker engine is not reachable",
+        "deferred (a later play installs or fixes the engine): gpu_host: Docker has no GPU runtime",
+        "deferred (a later play installs or fixes the engine): gpu_host: a container with --gpus all did not list a GPU"]
+    assert lines[7:] == ["path: CPU path"]
+
+
+def test_the_record_keeps_what_stays_the_same_between_runs():
+    first, second = verdict(wsl_rtx3090(free_mib=23000), GAMING), verdict(wsl_rtx3090(free_mib=1200), GAMING)
+    assert first["record"] == second["record"]   # free memory moves; the record must not (a no-op run writes nothing)
+    assert first["record"] == {
+        "is_wsl": True, "wsl_version": 2, "kernel_release": "5.15.167.4-microsoft-standard-WSL2", "serving_path": "gpu",
+        "gpu_count": 1, "gpu_usable": True, "gpu_reason": None, "driver_version": "566.36", "cuda_version": "12.7",
+        "nvidia_smi": "/usr/lib/wsl/lib/nvidia-smi", "docker_engine_reachable": True, "docker_desktop": True,
+        "docker_gpu_runtime": "docker-desktop",
+        "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 3090", "memory_total_mib": 24576, "compute_capability": "8.6",
+                  "memory_bandwidth_gbps": 936, "compute_capability_source": "catalog", "mig_mode": None}]}
