@@ -16,33 +16,39 @@ GOOD_KEY = "9f1c2b7e4a6d08e35b1f7c9a2e4d6b80c3a5f7e9"
 LEAK = "leaky-value-7"
 
 CASES = {
-    "vllm-secret-env": ("vllm", "main", {"vllm_deploy": True, "vllm_api_key": GOOD_KEY,
-                                         "vllm_secret_env": {"VLLM_API_KEY": LEAK}},
+    "vllm-secret-env": ("vllm", {"vllm_deploy": True, "vllm_api_key": GOOD_KEY,
+                                 "vllm_secret_env": {"VLLM_API_KEY": LEAK}},
                         "vllm_secret_env sets VLLM_API_KEY: set vllm_api_key instead"),
-    "vllm-plain-env": ("vllm", "main", {"vllm_deploy": True, "vllm_api_key": GOOD_KEY,
-                                        "vllm_extra_env": {"VLLM_API_KEY": LEAK}},
+    "vllm-plain-env": ("vllm", {"vllm_deploy": True, "vllm_api_key": GOOD_KEY,
+                                "vllm_extra_env": {"VLLM_API_KEY": LEAK}},
                        "vllm_extra_env sets VLLM_API_KEY: set vllm_api_key instead"),
-    "image-server-secret-env": ("image_server", "main", {"image_server_api_key": GOOD_KEY,
-                                                         "image_server_secret_env": {"IMAGE_SERVER_API_KEY": LEAK}},
+    "image-server-secret-env": ("image_server", {"image_server_api_key": GOOD_KEY,
+                                                 "image_server_secret_env": {"IMAGE_SERVER_API_KEY": LEAK}},
                                 "image_server_secret_env sets IMAGE_SERVER_API_KEY: set image_server_api_key instead"),
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_the_roles_own_key_cannot_come_through_an_env_dict(tmp_path, case):
-    role, tasks_from, role_vars, expected = CASES[case]
+def run_refused_role(tmp_path, role, role_vars, inventory_args):
+    """Run ``role`` (its main entry point) with ``role_vars`` in a play of its own and no Docker to reach (a check
+    that came too late fails otherwise); assert it failed and return its output, whitespace folded."""
     playbook = tmp_path / "play.yml"
     playbook.write_text(yaml.safe_dump([{
         "name": "the %s role's secret checks" % role, "hosts": "localhost", "gather_facts": False,
-        "tasks": [{"name": "Run the role", "ansible.builtin.include_role": {"name": role, "tasks_from": tasks_from},
-                   "vars": role_vars}]}]))
+        "roles": [{"role": role, "vars": role_vars}]}]))
     env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_NOCOLOR="1",
-               DOCKER_HOST="unix:///nonexistent/docker.sock")  # a check that came too late fails otherwise
-    proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook),
-                           "-e", "ansible_python_interpreter=%s" % sys.executable],
+               DOCKER_HOST="unix:///nonexistent/docker.sock")
+    proc = subprocess.run(["ansible-playbook"] + inventory_args + [str(playbook)],
                           cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=300)
     out = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode != 0, out[-3000:]
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_roles_own_key_cannot_come_through_an_env_dict(tmp_path, case):
+    role, role_vars, expected = CASES[case]
+    out = run_refused_role(tmp_path, role, role_vars,
+                           ["-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=%s" % sys.executable])
     assert expected in out, out[-3000:]
     assert LEAK not in out  # the value is never shown
     assert "failed=1" in out
@@ -56,19 +62,11 @@ def test_a_refused_vllm_key_leaves_the_plan_files_as_they_were(tmp_path):
     state = tmp_path / "state"
     (state / "status").mkdir(parents=True)
     (state / "status" / "plan.json").write_text('{"served": "the previous plan"}\n')
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(yaml.safe_dump([{
-        "name": "the vllm role with a refused key", "hosts": "localhost", "gather_facts": False,
-        "roles": [{"role": "vllm", "vars": {
-            "vllm_deploy": True, "vllm_api_key": "too-short-%s" % LEAK, "homelab_state_dir": str(state),
-            "vllm_facts_dir": str(tmp_path / "facts"), "vllm_use_fact_overrides": True,
-            "vllm_gpus_override": [], "vllm_wsl_override": {"is_wsl": False}, "vllm_stack_containers": {}}}]}]))
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_NOCOLOR="1",
-               DOCKER_HOST="unix:///nonexistent/docker.sock")
-    proc = subprocess.run(["ansible-playbook", "-i", "inventories/local", str(playbook)],
-                          cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=300)
-    out = " ".join((proc.stdout + proc.stderr).split())
-    assert proc.returncode != 0, out[-3000:]
+    out = run_refused_role(tmp_path, "vllm", {
+        "vllm_deploy": True, "vllm_api_key": "too-short-%s" % LEAK, "homelab_state_dir": str(state),
+        "vllm_facts_dir": str(tmp_path / "facts"), "vllm_use_fact_overrides": True,
+        "vllm_gpus_override": [], "vllm_wsl_override": {"is_wsl": False}, "vllm_stack_containers": {}},
+        ["-i", "inventories/local"])
     assert "vllm_api_key" in out and "32" in out, out[-3000:]
     assert LEAK not in out
     assert (state / "status" / "plan.json").read_text() == '{"served": "the previous plan"}\n'
