@@ -185,3 +185,48 @@ def test_create_bind_sources_serves_the_directory_it_created(prefix, images, tmp
         assert not again["changed"] and again["actions"] == [], again["actions"]
     finally:
         docker("rm", "-f", name, name + "-rollback", check=False)
+
+
+def test_state_files_are_written_once_the_container_serves_and_never_after_a_failed_rollout(prefix, images, tmp_path):
+    """The vLLM plan's case: plan.json describes what serves. Written after the health gate (or with the container
+    serving unchanged), checked before anything is touched, and left as it was by a rollout that failed."""
+    name, port = prefix + "-sf", PORT + 2
+    status = tmp_path / "status"
+    plan = status / "plan.json"
+    args = dict(name=name, ports=["127.0.0.1:%d:8000" % port], volumes=[], networks=[], network_aliases=[],
+                health_url="http://127.0.0.1:%d/" % port)
+
+    def files(text, path=str(plan)):
+        return {"directories": [{"path": str(status), "mode": "0755"}], "files": [{"path": path, "content": text}]}
+
+    try:
+        preview = rollout(prefix, images["good"], state_files=files("v1\n"), _check=True, **args)
+        assert preview["changed"] and preview["state_files_changed"] == [str(status), str(plan)], preview
+        assert not status.exists() and docker("ps", "-a", "-q", "-f", "name=^%s$" % name) == ""
+
+        first = rollout(prefix, images["good"], state_files=files("v1\n"), **args)
+        assert first["changed"] and not first.get("failed"), first.get("msg")
+        assert first["state_files_changed"] == [str(status), str(plan)] and plan.read_text() == "v1\n"
+        assert {"before_header": str(plan), "after_header": str(plan), "before": "", "after": "v1\n"} in first["diff"]
+
+        again = rollout(prefix, images["good"], state_files=files("v1\n"), **args)
+        assert not again["changed"] and again["state_files_changed"] == [], again
+
+        crashed = rollout(prefix, images["crash"], state_files=files("v2\n"), **args)
+        assert crashed.get("failed") and crashed["rolled_back"], crashed
+        assert plan.read_text() == "v1\n"                          # still what the restored container serves
+        assert docker("inspect", "-f", "{{.Id}}", name) == first["container"]["id"]
+
+        refused = rollout(prefix, images["good2"], state_files=files("v2\n", path="relative/plan.json"), **args)
+        assert refused.get("failed") and "must be absolute" in refused["msg"] and "Nothing was rolled out" in refused["msg"]
+        assert docker("inspect", "-f", "{{.Id}}", name) == first["container"]["id"] and plan.read_text() == "v1\n"
+
+        only_files = rollout(prefix, images["good"], state_files=files("v2\n"), **args)
+        assert only_files["changed"] and only_files["state_files_changed"] == [str(plan)], only_files
+        assert only_files["container"]["id"] == first["container"]["id"] and plan.read_text() == "v2\n"
+
+        absent = rollout(prefix, images["good"], state="absent", state_files=files("v3\n"), **args)
+        assert absent.get("failed") and "state_files applies to state=started only" in absent["msg"], absent
+        assert docker("inspect", "-f", "{{.Id}}", name) == first["container"]["id"] and plan.read_text() == "v2\n"
+    finally:
+        docker("rm", "-f", name, name + "-rollback", check=False)

@@ -344,6 +344,17 @@ options:
   progress_path:
     description: File that receives timestamped progress lines (follow it with C(tail -f)).
     type: path
+  state_files:
+    description:
+      - Folders and files that describe what the container serves (a plan, a launcher's registry), as a dict with
+        the keys C(directories) and C(files) of M(homelab.ai.state_files), made right as that module makes them
+        (each file only when its content differs, atomically), in this module run.
+      - They are checked before anything is touched, and written only once the container serves, after its health
+        gate or when it already served unchanged. A rollout that fails or is refused writes none of them, so they
+        never describe a container that does not serve.
+      - M(homelab.ai.vllm_plan) returns its plan's files in this form (O(homelab.ai.vllm_plan#module:write_files.defer)).
+      - Only with O(state=started).
+    type: dict
 seealso:
   - module: homelab.ai.image_build
 """
@@ -477,6 +488,12 @@ build:
   returned: when O(build) is given
   type: dict
   sample: {"changed": false, "built": false, "image_ref": "homelab/dashboard:latest", "inputs_hash": "sha256:..."}
+state_files_changed:
+  description: The folders and files of O(state_files) this run created or changed (in check mode, would).
+  returned: when O(state_files) is given
+  type: list
+  elements: str
+  sample: ["/var/lib/homelab/status/plan.json"]
 failed_container:
   description:
     - Evidence about the failed new container (cause, exit_code, exit_codes from the daemon's die events,
@@ -485,11 +502,13 @@ failed_container:
   type: dict
 """
 
+import functools
+
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.homelab.ai.plugins.module_utils.docker_common import run_docker_module
 from ansible_collections.homelab.ai.plugins.module_utils.container_rollout import DEFAULT_LOG_OPTIONS
-from ansible_collections.homelab.ai.plugins.module_utils.built_rollout import run_built_rollout
+from ansible_collections.homelab.ai.plugins.module_utils.built_rollout import run_serving_rollout
 from ansible_collections.homelab.ai.plugins.module_utils.host_lock import DEFAULT_STATE_DIR
 from ansible_collections.homelab.ai.plugins.module_utils.image_build import (
     BUILD_OPTIONS_RULES,
@@ -566,6 +585,7 @@ def argument_spec():
         progress_path=dict(type="path"),
         docker_host=dict(type="str", fallback=(env_fallback, ["DOCKER_HOST"])),
         build=dict(type="dict", options=build_options_spec(), **BUILD_OPTIONS_RULES),
+        state_files=dict(type="dict"),
     )
 
 
@@ -580,7 +600,7 @@ def main():
     problem = build and build_options_problem(build, "homelab.ai.container_rollout")
     if problem:
         module.fail_json(msg="build: " + problem)
-    run_docker_module(module, run_built_rollout, "rolling out container %s (image %s)" % (
+    run_docker_module(module, functools.partial(run_serving_rollout, module), "rolling out container %s (image %s)" % (
         module.params["name"], module.params["image"] or (build or {}).get("name")))
 
 
