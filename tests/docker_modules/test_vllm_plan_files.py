@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 """vllm_plan's write_files, run for real (`ansible localhost -m`): the plan and the files it is served from
 in one module run - written once, rewritten only when they differ, previewed in check mode, and never
-written for a plan the planner refuses."""
+written for a plan the planner refuses; or, deferred, returned for the rollout to write once vLLM serves."""
 import json
 import os
 import sys
@@ -68,3 +68,30 @@ def test_a_state_dir_that_is_a_file_is_refused_by_name(tmp_path):
     result = plan(tmp_path)
     assert result.get("failed") and "write_files: directories[0]: %s exists and is not a directory" % (tmp_path / "vllm") \
         in result["msg"], result
+
+
+def test_deferred_files_are_returned_not_written_and_are_what_would_be_written(tmp_path):
+    write = {"state_dir": str(tmp_path / "vllm"), "status_dir": str(tmp_path / "status"),
+             "image": "homelab/vllm-cpu:0.32.0", "extra_args": ["--seed", "7"], "extra_env": {"VLLM_LOGGING_LEVEL": "DEBUG"}}
+    deferred = plan(tmp_path, write_files=dict(write, defer=True))
+    assert not deferred.get("failed") and not deferred["changed"] and "changed_paths" not in deferred, deferred
+    assert os.listdir(str(tmp_path)) == []   # nothing written: the rollout writes them once vLLM serves
+
+    returned = deferred["state_files"]
+    assert [d["path"] for d in returned["directories"]] == [write["state_dir"], write["status_dir"]]
+    written = plan(tmp_path, write_files=write)
+    assert sorted(written["changed_paths"]) == sorted([d["path"] for d in returned["directories"]]
+                                                     + [f["path"] for f in returned["files"]]), written
+    for entry in returned["files"]:
+        with open(entry["path"]) as handle:
+            assert handle.read() == entry["content"], entry["path"]   # the same bytes as written
+    # state_files takes them as they are: nothing left to change.
+    again = run_module("state_files", returned)
+    assert not again.get("failed") and not again["changed"], again
+
+
+def test_deferred_files_are_checked_before_they_are_returned(tmp_path):
+    (tmp_path / "vllm").write_text("not a folder")
+    result = plan(tmp_path, write_files={"state_dir": str(tmp_path / "vllm"), "status_dir": str(tmp_path / "status"),
+                                         "image": "homelab/vllm-cpu:0.32.0", "defer": True})
+    assert result.get("failed") and "exists and is not a directory" in result["msg"], result

@@ -179,8 +179,16 @@ options:
         Missing folders are created (C(0755)); the files are C(0644).
       - Writing in the run that plans spares a play a second module run on every run.
       - Left out, the module writes nothing and reports no change. A refused plan writes nothing either.
+      - With O(write_files.defer), the files are returned instead, for the rollout that serves the plan to write.
     type: dict
     suboptions:
+      defer:
+        description:
+          - Write nothing; return the folders and files as RV(state_files), for
+            O(homelab.ai.container_rollout#module:state_files) to write once vLLM serves the plan. A rollout that
+            fails then leaves the files describing the plan that still serves, not the one that failed.
+        type: bool
+        default: false
       state_dir:
         description: Folder of C(models.json) and C(launch.json).
         type: path
@@ -340,10 +348,19 @@ multi_host:
   sample: {"fits": true, "pipeline_parallel_size": 2, "tensor_parallel_size": 1, "layer_partition": "45,19"}
 changed_paths:
   description: The folders and files O(write_files) created or changed (in check mode, would).
-  returned: when O(write_files) is given
+  returned: when O(write_files) is given without O(write_files.defer)
   type: list
   elements: str
   sample: ["/var/lib/homelab/status/plan.json"]
+state_files:
+  description:
+    - The folders (C(directories)) and files (C(files), each with C(path), C(content) and C(mode)) that
+      O(write_files) would write, as M(homelab.ai.state_files) and O(homelab.ai.container_rollout#module:state_files)
+      take them.
+  returned: when O(write_files.defer) is true
+  type: dict
+  sample: {"directories": [{"path": "/var/lib/homelab/vllm", "mode": "0755"}],
+           "files": [{"path": "/var/lib/homelab/vllm/launch.json", "content": "{...}", "mode": "0644"}]}
 ansible_facts:
   description: What the module detected because O(gpus) or O(wsl) was omitted (C(wsl); C(gpus) and C(gpu_summary)).
   returned: success
@@ -445,7 +462,7 @@ def main():
             write_files=dict(type="dict", options=dict(
                 state_dir=dict(type="path", required=True), status_dir=dict(type="path", required=True),
                 image=dict(type="str", required=True), extra_args=dict(type="list", elements="str", default=[]),
-                extra_env=dict(type="dict", default={}))),
+                extra_env=dict(type="dict", default={}), defer=dict(type="bool", default=False))),
         ),
         mutually_exclusive=[["model", "models"]],
         required_one_of=[["model", "models"]],
@@ -497,9 +514,14 @@ def plan_model(module, model, running, gpus, wsl):
 
 
 def write_plan_files(module, registry, name, plan, write):
-    """models.json, launch.json and plan.json made right: changed, changed_paths and (in diff mode) diff."""
+    """models.json, launch.json and plan.json made right: changed, changed_paths and (in diff mode) diff; or,
+    deferred, the same folders and files returned as state_files for the rollout to write."""
     try:
-        return apply_all(module, *plan_all(*plan_files.entries(registry, name, plan, write)))
+        directories, files = plan_files.entries(registry, name, plan, write)
+        planned = plan_all(directories, files)  # checked now, even when the rollout writes them
+        if write["defer"]:
+            return dict(state_files=dict(directories=directories, files=files))
+        return apply_all(module, *planned)
     except StateFilesError as exc:
         module.fail_json(msg="write_files: %s" % exc, changed_paths=exc.changed_paths, plan=plan)
 
