@@ -8,6 +8,8 @@ import uuid
 
 import pytest
 
+from ansible_collections.homelab.ai.plugins.module_utils.host_lock import DEFAULT_STATE_DIR
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BASE_IMAGE = os.environ.get("HOMELAB_BASE_IMAGE", "homelab/debian:bookworm")
 
@@ -80,3 +82,8 @@ def prefix():
               if i.startswith(p)]
     if images:
         docker("image", "rm", "-f", *images, check=False)
+    # The modules' locks and records in the default state folder, where a test gave no state_dir.
+    if os.path.isdir(DEFAULT_STATE_DIR):
+        for name in os.listdir(DEFAULT_STATE_DIR):
+            if p in name:
+                os.remove(os.path.join(DEFAULT_STATE_DIR, name))

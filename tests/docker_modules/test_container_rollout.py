@@ -189,7 +189,8 @@ def test_create_bind_sources_serves_the_directory_it_created(prefix, images, tmp
 
 def test_state_files_are_written_once_the_container_serves_and_never_after_a_failed_rollout(prefix, images, tmp_path):
     """The vLLM plan's case: plan.json describes what serves. Written after the health gate (or with the container
-    serving unchanged), checked before anything is touched, and left as it was by a rollout that failed."""
+    serving unchanged), checked before anything is touched, left as it was by a rollout that failed, and written
+    back by a rollback to the deployment it described."""
     name, port = prefix + "-sf", PORT + 2
     status = tmp_path / "status"
     plan = status / "plan.json"
@@ -228,5 +229,14 @@ def test_state_files_are_written_once_the_container_serves_and_never_after_a_fai
         absent = rollout(prefix, images["good"], state="absent", state_files=files("v3\n"), **args)
         assert absent.get("failed") and "state_files applies to state=started only" in absent["msg"], absent
         assert docker("inspect", "-f", "{{.Id}}", name) == first["container"]["id"] and plan.read_text() == "v2\n"
+
+        # A replacement keeps the replaced deployment for rollback, with its files: a rollback writes them back.
+        newer = rollout(prefix, images["good2"], state_files=files("v3\n"), **args)
+        assert newer["changed"] and newer["container"]["id"] != first["container"]["id"] and plan.read_text() == "v3\n"
+        back = run_module("container_rollout", {"name": name, "state": "rolled_back"})
+        assert back["rolled_back"] and back["container"]["id"] == first["container"]["id"], back.get("msg")
+        assert back["state_files_changed"] == [str(plan)] and plan.read_text() == "v2\n"
+        forward = run_module("container_rollout", {"name": name, "state": "rolled_back"})
+        assert forward["container"]["id"] == newer["container"]["id"] and plan.read_text() == "v3\n"
     finally:
         docker("rm", "-f", name, name + "-rollback", check=False)

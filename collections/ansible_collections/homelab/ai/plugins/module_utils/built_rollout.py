@@ -2,8 +2,7 @@
 # Copyright: (c) 2026, homelab.ai contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """container_rollout's O(build): build the image (image_build's stages, its check gate and retention), then
-roll out what the build left under its name, in one module run. And its O(state_files): the files that describe
-what the container serves, written only once it serves.
+roll out what the build left under its name, in one module run.
 
 A service's role used to run image_build and then container_rollout: two module runs (each a Python start-up,
 Ansible's and the Docker SDK's imports, a payload to build) for what is one step to the operator. The two
@@ -17,7 +16,6 @@ __metaclass__ = type
 from ansible_collections.homelab.ai.plugins.module_utils.container_rollout import run_container_rollout
 from ansible_collections.homelab.ai.plugins.module_utils.docker_common import HomelabDockerError, get_client
 from ansible_collections.homelab.ai.plugins.module_utils.image_build import run_image_build
-from ansible_collections.homelab.ai.plugins.module_utils.state_files import StateFilesError, apply_all, plan_all
 
 # What the build takes from the rollout's own options: one daemon, one lock folder, one lock timeout.
 SHARED_WITH_BUILD = ("docker_host", "state_dir", "lock_timeout")
@@ -78,50 +76,3 @@ def _joined(built, rolled):
 
 def _without(result, *keys):
     return dict((key, value) for key, value in result.items() if key not in keys)
-
-
-def run_serving_rollout(module, params, check_mode=False, rollout=run_built_rollout):
-    """container_rollout's whole work: the (built) rollout, then O(state_files) once the container serves.
-
-    The files are checked before anything is touched and written only after the rollout returned: after the
-    health gate passed, or when the container already served unchanged. A rollout that fails raises first, so
-    its files still describe the container that serves (the one it restored). ``module`` writes them (check
-    mode, diff, atomic moves)."""
-    planned = planned_state_files(params)
-    result = rollout(params, check_mode=check_mode)
-    return result if planned is None else with_state_files(module, params["name"], result, planned)
-
-
-def planned_state_files(params):
-    """O(state_files) as state_files plans them; None when not given. Raises HomelabDockerError naming the fault."""
-    given = params.get("state_files")
-    if given is None:
-        return None
-    if params.get("state", "started") != "started":
-        raise HomelabDockerError("state_files applies to state=started only (state is %s): they describe what a "
-                                 "started container serves. Leave them out for this state." % params["state"])
-    unknown = sorted(set(given) - {"directories", "files"})
-    if unknown:
-        raise HomelabDockerError("state_files: unknown key(s) %s; it takes directories and files, as "
-                                 "homelab.ai.state_files does." % ", ".join(unknown))
-    try:
-        return plan_all(given.get("directories") or [], given.get("files") or [])
-    except StateFilesError as exc:
-        raise HomelabDockerError("state_files: %s Nothing was rolled out." % exc)
-
-
-def with_state_files(module, name, result, planned):
-    """The rollout's result with its state files made right: C(state_files_changed), C(changed), their diffs."""
-    try:
-        written = apply_all(module, *planned)
-    except StateFilesError as exc:
-        raise HomelabDockerError("container %s serves, but its state_files were not all written: %s The container "
-                                 "was left serving; run again once that is fixed." % (name, exc),
-                                 changed=True, state_files_changed=exc.changed_paths,
-                                 container=result.get("container"))
-    result = dict(result, state_files_changed=written["changed_paths"])
-    result["changed"] = bool(result.get("changed") or written["changed"])
-    if written.get("diff"):
-        before = result.get("diff")
-        result["diff"] = (before if isinstance(before, list) else [before] if before else []) + written["diff"]
-    return result

@@ -353,6 +353,9 @@ options:
         gate or when it already served unchanged. A rollout that fails or is refused writes none of them, so they
         never describe a container that does not serve.
       - M(homelab.ai.vllm_plan) returns its plan's files in this form (O(homelab.ai.vllm_plan#module:write_files.defer)).
+      - The whole files (not a history kept with C(append)) are remembered per deployment in
+        C(<state_dir>/<name>.served-files.json). O(state=rolled_back) writes back those of the deployment it returns
+        to, so they follow the rollback too (check mode does not preview that).
       - Only with O(state=started).
     type: dict
 seealso:
@@ -489,8 +492,10 @@ build:
   type: dict
   sample: {"changed": false, "built": false, "image_ref": "homelab/dashboard:latest", "inputs_hash": "sha256:..."}
 state_files_changed:
-  description: The folders and files of O(state_files) this run created or changed (in check mode, would).
-  returned: when O(state_files) is given
+  description:
+    - The folders and files of O(state_files) this run created or changed (in check mode, would); after
+      O(state=rolled_back), the remembered files it wrote back.
+  returned: when O(state_files) is given, or O(state=rolled_back) found files remembered for its deployment
   type: list
   elements: str
   sample: ["/var/lib/homelab/status/plan.json"]
@@ -508,13 +513,13 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.homelab.ai.plugins.module_utils.docker_common import run_docker_module
 from ansible_collections.homelab.ai.plugins.module_utils.container_rollout import DEFAULT_LOG_OPTIONS
-from ansible_collections.homelab.ai.plugins.module_utils.built_rollout import run_serving_rollout
 from ansible_collections.homelab.ai.plugins.module_utils.host_lock import DEFAULT_STATE_DIR
 from ansible_collections.homelab.ai.plugins.module_utils.image_build import (
     BUILD_OPTIONS_RULES,
     build_options_problem,
     build_options_spec,
 )
+from ansible_collections.homelab.ai.plugins.module_utils.served_files import run_serving_rollout
 
 
 def argument_spec():

@@ -9,8 +9,6 @@ Also the build options' spec and checks that image_build and container_rollout s
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import os
-
 import pytest
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -151,74 +149,3 @@ def test_the_problems_a_spec_cannot_see():
     assert ib.build_options_problem(numbers, "homelab.ai.image_build") is None
     assert numbers["check_command"] == ["sleep", "1"]
     assert "got dict" in ib.build_options_problem({"files": [], "check_command": {"a": 1}}, "homelab.ai.image_build")
-
-
-class FileWriter(object):
-    """What state_files' apply_all asks of a module for files without mode or owner: check mode, diff and a move."""
-
-    def __init__(self, check_mode=False, diff=True):
-        self.check_mode, self._diff = check_mode, diff
-
-    @staticmethod
-    def atomic_move(src, dest):
-        os.rename(src, dest)
-
-
-def served(tmp_path, content="v1\n", **params):
-    return dict({"name": "homelab-vllm", "image": "homelab/vllm-cpu:0.32.0", "state": "started",
-                 "state_files": {"directories": [{"path": str(tmp_path / "status")}],
-                                 "files": [{"path": str(tmp_path / "status" / "plan.json"), "content": content}]}},
-                **params)
-
-
-def test_state_files_are_written_after_the_rollout_returned_and_join_its_result(tmp_path):
-    seen = []
-
-    def rollout(params, check_mode=False):
-        seen.append(os.path.exists(str(tmp_path / "status")))
-        return {"changed": False, "actions": [], "diff": {"before": {"config": 1}, "after": {"config": 1}}}
-
-    result = br.run_serving_rollout(FileWriter(), served(tmp_path), rollout=rollout)
-    assert seen == [False] and (tmp_path / "status" / "plan.json").read_text() == "v1\n"   # after the rollout
-    status = tmp_path / "status"
-    assert result["changed"] and result["state_files_changed"] == [str(status), str(status / "plan.json")]
-    assert result["diff"][0] == {"before": {"config": 1}, "after": {"config": 1}} and len(result["diff"]) == 2
-    again = br.run_serving_rollout(FileWriter(), served(tmp_path), rollout=rollout)
-    assert not again["changed"] and again["state_files_changed"] == []
-
-
-def test_a_failed_rollout_writes_no_state_files(tmp_path):
-    def rollout(params, check_mode=False):
-        raise HomelabDockerError("the health gate failed; the previous container was restored", rolled_back=True)
-
-    with pytest.raises(HomelabDockerError, match="health gate failed"):
-        br.run_serving_rollout(FileWriter(), served(tmp_path), rollout=rollout)
-    assert os.listdir(str(tmp_path)) == []
-
-
-@pytest.mark.parametrize("params,message", [
-    ({"state": "absent"}, "state_files applies to state=started only (state is absent)"),
-    ({"state_files": {"file": []}}, "state_files: unknown key(s) file; it takes directories and files"),
-    ({"state_files": {"files": [{"path": "plan.json", "content": "x"}]}},
-     "state_files: files[0]: path 'plan.json' must be absolute. Nothing was rolled out."),
-])
-def test_state_files_that_cannot_be_written_are_refused_before_the_rollout(tmp_path, params, message):
-    def rollout(params, check_mode=False):
-        raise AssertionError("the rollout ran")
-
-    with pytest.raises(HomelabDockerError) as refused:
-        br.run_serving_rollout(FileWriter(), served(tmp_path, **params), rollout=rollout)
-    assert message in refused.value.msg
-
-
-def test_state_files_that_fail_to_write_say_the_container_serves(tmp_path):
-    files = {"files": [{"path": str(tmp_path / "missing" / "plan.json"), "content": "x"}]}
-
-    def rollout(params, check_mode=False):
-        return {"changed": True, "container": {"id": "c1"}}
-
-    with pytest.raises(HomelabDockerError) as failed:
-        br.run_serving_rollout(FileWriter(), served(tmp_path, state_files=files), rollout=rollout)
-    assert failed.value.msg.startswith("container homelab-vllm serves, but its state_files were not all written: "
-                                       "the folder of %s does not exist" % (tmp_path / "missing" / "plan.json"))
-    assert failed.value.details["changed"] and failed.value.details["container"] == {"id": "c1"}
