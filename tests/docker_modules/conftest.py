@@ -4,14 +4,12 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 
-from ansible_collections.homelab.ai.plugins.module_utils.host_lock import DEFAULT_STATE_DIR
+from tests.support.docker_cli import BASE_IMAGE, docker, new_prefix, remove_prefixed
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BASE_IMAGE = os.environ.get("HOMELAB_BASE_IMAGE", "homelab/debian:bookworm")
 
 
 def ansible_env():
@@ -47,13 +45,6 @@ def run_module(module, args, check=False, diff=False):
     return res
 
 
-def docker(*args, check=True):
-    proc = subprocess.run(["docker"] + list(args), capture_output=True, text=True, timeout=120)
-    if check and proc.returncode != 0:
-        raise AssertionError("docker %s failed: %s" % (" ".join(args), proc.stderr))
-    return proc.stdout.strip()
-
-
 def image_id(ref):
     return docker("image", "inspect", "-f", "{{.Id}}", ref, check=False) or None
 
@@ -70,20 +61,6 @@ def docker_ready():
 def prefix():
     """A unique homelab-test-<hex> prefix; every container, image, volume and network with it is
     removed afterwards."""
-    p = "homelab-test-" + uuid.uuid4().hex[:8]
+    p = new_prefix()
     yield p
-    for kind, fmt in (("container", "{{.Names}}"), ("network", "{{.Name}}"), ("volume", "{{.Name}}")):
-        listing = docker(kind, "ls", "-a", "--format", fmt, check=False) if kind == "container" else \
-            docker(kind, "ls", "--format", fmt, check=False)
-        names = [n for n in listing.splitlines() if n.startswith(p)]
-        if names:
-            docker(kind, "rm", "-f", *names, check=False) if kind == "container" else docker(kind, "rm", *names, check=False)
-    images = [i for i in docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", check=False).splitlines()
-              if i.startswith(p)]
-    if images:
-        docker("image", "rm", "-f", *images, check=False)
-    # The modules' locks and records in the default state folder, where a test gave no state_dir.
-    if os.path.isdir(DEFAULT_STATE_DIR):
-        for name in os.listdir(DEFAULT_STATE_DIR):
-            if p in name:
-                os.remove(os.path.join(DEFAULT_STATE_DIR, name))
+    remove_prefixed(p)

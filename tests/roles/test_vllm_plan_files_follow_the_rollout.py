@@ -10,22 +10,18 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import yaml
 
+from tests.support.docker_cli import BASE_IMAGE, new_prefix, remove_prefixed
+
 ROOT = Path(__file__).resolve().parents[2]
-BASE_IMAGE = os.environ.get("HOMELAB_BASE_IMAGE", "homelab/debian:bookworm")
 PREVIOUS_PLAN = '{"served": "the previous plan"}\n'
 
 
-def docker(*args):
-    return subprocess.run(["docker"] + list(args), capture_output=True, text=True, timeout=120, check=False)
-
-
 def test_a_failed_vllm_rollout_leaves_the_plan_files_as_they_were(tmp_path):
-    prefix = "homelab-test-" + uuid.uuid4().hex[:8]
+    prefix = new_prefix()
     state = tmp_path / "state"
     (state / "status").mkdir(parents=True)
     (state / "status" / "plan.json").write_text(PREVIOUS_PLAN)
@@ -55,9 +51,4 @@ def test_a_failed_vllm_rollout_leaves_the_plan_files_as_they_were(tmp_path):
         assert (state / "status" / "plan.json").read_text() == PREVIOUS_PLAN
         assert not (state / "vllm" / "launch.json").exists() and not (state / "vllm" / "models.json").exists()
     finally:
-        listing = docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
-        names = [name for name in listing if name.startswith(prefix)]
-        if names:
-            docker("rm", "-f", *names)
-        docker("network", "rm", prefix + "-net")
-        docker("volume", "rm", prefix + "-models")
+        remove_prefixed(prefix)

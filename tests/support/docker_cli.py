@@ -1,0 +1,39 @@
+"""The docker CLI as the tests drive it: the locally built base image, one command, and a unique name prefix
+whose containers, networks, volumes, images and rollout state files are removed after the test."""
+import os
+import subprocess
+import uuid
+
+from ansible_collections.homelab.ai.plugins.module_utils.host_lock import DEFAULT_STATE_DIR
+
+BASE_IMAGE = os.environ.get("HOMELAB_BASE_IMAGE", "homelab/debian:bookworm")
+
+
+def docker(*args, check=True):
+    proc = subprocess.run(["docker"] + list(args), capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError("docker %s failed: %s" % (" ".join(args), proc.stderr))
+    return proc.stdout.strip()
+
+
+def new_prefix():
+    return "homelab-test-" + uuid.uuid4().hex[:8]
+
+
+def remove_prefixed(prefix):
+    """Every container, network, volume and image whose name starts with ``prefix``, and the modules' locks and
+    records in the default state folder (where a test gave no state_dir) that name it."""
+    for kind, fmt in (("container", "{{.Names}}"), ("network", "{{.Name}}"), ("volume", "{{.Name}}")):
+        listing = docker(kind, "ls", "-a", "--format", fmt, check=False) if kind == "container" else \
+            docker(kind, "ls", "--format", fmt, check=False)
+        names = [n for n in listing.splitlines() if n.startswith(prefix)]
+        if names:
+            docker(kind, "rm", "-f", *names, check=False) if kind == "container" else docker(kind, "rm", *names, check=False)
+    images = [i for i in docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", check=False).splitlines()
+              if i.startswith(prefix)]
+    if images:
+        docker("image", "rm", "-f", *images, check=False)
+    if os.path.isdir(DEFAULT_STATE_DIR):
+        for name in os.listdir(DEFAULT_STATE_DIR):
+            if prefix in name:
+                os.remove(os.path.join(DEFAULT_STATE_DIR, name))
