@@ -233,8 +233,15 @@ def test_state_files_are_written_once_the_container_serves_and_never_after_a_fai
         # A replacement keeps the replaced deployment for rollback, with its files: a rollback writes them back.
         newer = rollout(prefix, images["good2"], state_files=files("v3\n"), **args)
         assert newer["changed"] and newer["container"]["id"] != first["container"]["id"] and plan.read_text() == "v3\n"
+        preview = run_module("container_rollout", {"name": name, "state": "rolled_back"}, check=True, diff=True)
+        assert preview["changed"] and preview["rolled_back_to"]["id"] == first["container"]["id"], preview.get("msg")
+        assert preview["state_files_changed"] == [str(plan)] and {"before_header": str(plan), "before": "v3\n",
+                                                                  "after_header": str(plan), "after": "v2\n"} \
+            in preview["diff"], preview
+        assert plan.read_text() == "v3\n" and docker("inspect", "-f", "{{.Id}}", name) == newer["container"]["id"]
         back = run_module("container_rollout", {"name": name, "state": "rolled_back"})
         assert back["rolled_back"] and back["container"]["id"] == first["container"]["id"], back.get("msg")
+        assert back["rolled_back_to"]["id"] == first["container"]["id"]
         assert back["state_files_changed"] == [str(plan)] and plan.read_text() == "v2\n"
         forward = run_module("container_rollout", {"name": name, "state": "rolled_back"})
         assert forward["container"]["id"] == newer["container"]["id"] and plan.read_text() == "v3\n"

@@ -61,10 +61,10 @@ def start_run(**extra_vars):
                             stderr=subprocess.STDOUT, text=True, env=env(), cwd=str(ROOT), start_new_session=True)
 
 
-def run(playbook, **extra_vars):
+def run(playbook, *options, **extra_vars):
     start = time.monotonic()
-    proc = subprocess.run(playbook_cmd(playbook, extra_vars), capture_output=True, text=True, env=env(),
-                          cwd=str(ROOT), timeout=900)
+    proc = subprocess.run(playbook_cmd(playbook, extra_vars) + list(options), capture_output=True, text=True,
+                          env=env(), cwd=str(ROOT), timeout=900)
     return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start
 
 
@@ -202,6 +202,9 @@ def test_rollback_returns_to_the_previous_deployment_and_back(serving):
     assert rc == 0, out[-3000:]
     newer = inspect(SERVICE)
     assert inspect(SERVICE + "-rollback")["Id"] == serving
+    rc, out, _ = run(ROOT / "playbooks/rollback.yml", "--check", rollback_container=SERVICE)
+    assert rc == 0 and "%s would return to image %s" % (SERVICE, inspect(serving)["Image"]) in out, out[-3000:]
+    assert inspect(SERVICE)["Id"] == newer["Id"] and inspect(SERVICE + "-rollback")["Id"] == serving
     rc, out, seconds = run(ROOT / "playbooks/rollback.yml", rollback_container=SERVICE)
     assert rc == 0, out[-3000:]
     print("rollback: %.0f s" % seconds)

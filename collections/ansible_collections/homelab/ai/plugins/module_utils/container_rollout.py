@@ -1136,6 +1136,7 @@ class Rollout:
                     **result)
             result["changed"] = True
             result["image_id"] = back["Image"]
+            result["rolled_back_to"] = self._summary(back)
             result["diff"] = {"before": {"image_id": result["previous_image_id"]}, "after": {"image_id": back["Image"]}}
             if self.check_mode:
                 self.act("would stop %s and start %s in its place" % (self.name, self.rollback_name))

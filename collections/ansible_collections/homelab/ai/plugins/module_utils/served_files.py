@@ -29,15 +29,17 @@ def run_serving_rollout(module, params, check_mode=False, rollout=run_built_roll
     O(state_files) are checked before anything is touched and written only after the rollout returned: after the
     health gate passed, or when the container already served unchanged. A rollout that fails raises first, so the
     files still describe the container that serves (the one it restored). A rollback that succeeded writes back
-    the files remembered for the deployment it returned to. ``module`` writes (check mode, diff, atomic moves)."""
+    the files remembered for the deployment it returned to; in check mode, a rollback shows those it would write.
+    ``module`` writes (check mode, diff, atomic moves)."""
     planned = planned_state_files(params)
     result = rollout(params, check_mode=check_mode)
     if planned is not None:
         result = with_state_files(module, params["name"], result, planned, "its state_files were not all written")
         if not check_mode:
             remember(module, params, result)
-    elif params.get("state") == "rolled_back" and result.get("rolled_back") and not check_mode:
-        result = restore_rolled_back(module, params, result)
+    elif params.get("state") == "rolled_back" and result.get("rolled_back_to") and \
+            (result.get("rolled_back") or check_mode):
+        result = restore_rolled_back(module, params, result, check_mode)
     return result
 
 
@@ -114,26 +116,31 @@ def remember(module, params, result):
         write_record(module, params, updated)
 
 
-def restore_rolled_back(module, params, result):
-    """After a rollback that succeeded: the files remembered for the deployment that serves again, written back,
-    and the record's two deployments swapped. Without a record for it, a warning says the files were left."""
+def restore_rolled_back(module, params, result, check_mode=False):
+    """After a rollback that succeeded (in check mode, before the one it would do): the files remembered for the
+    deployment it returns to, written back (would be), and the record's two deployments swapped. Without a record
+    for that deployment, a warning says the files were (would be) left as they were."""
     record = read_record(params)
     if not record:
         return result
     back = record.get("rollback") or {}
-    serving_id = (result.get("container") or {}).get("id")
-    if back.get("container_id") != serving_id:
-        warning = ("%s was rolled back, but %s holds no files for the deployment that serves now (container %s): its "
-                   "state files were left as they were and may describe the deployment it replaced. The next rollout "
-                   "with state_files writes them again." % (params["name"], record_path(params), serving_id))
+    returning_to = result["rolled_back_to"]["id"]
+    if back.get("container_id") != returning_to:
+        verb, left = ("would be", "would be") if check_mode else ("was", "were")
+        warning = ("%s %s rolled back, but %s holds no files for the deployment it returns to (container %s): its "
+                   "state files %s left as they were and may describe the deployment it replaced. The next rollout "
+                   "with state_files writes them again."
+                   % (params["name"], verb, record_path(params), returning_to, left))
         return dict(result, warnings=result.get("warnings", []) + [warning])
     entries = [{"path": path, "content": content} for path, content in sorted(back["files"].items())]
     try:
         planned = plan_all([], entries)
     except StateFilesError as exc:
-        raise HomelabDockerError("container %s was rolled back and serves, but its remembered state files cannot be "
-                                 "written back: %s" % (params["name"], exc), **dict(result, changed=True))
+        raise HomelabDockerError("container %s %s, but its remembered state files cannot be written back: %s"
+                                 % (params["name"], "would be rolled back" if check_mode else
+                                    "was rolled back and serves", exc), **dict(result, changed=True))
     result = with_state_files(module, params["name"], result, planned, "its remembered state files were not all "
                               "written back")
-    write_record(module, params, {"serving": back, "rollback": record.get("serving")})
+    if not check_mode:
+        write_record(module, params, {"serving": back, "rollback": record.get("serving")})
     return result

@@ -355,7 +355,7 @@ options:
       - M(homelab.ai.vllm_plan) returns its plan's files in this form (O(homelab.ai.vllm_plan#module:write_files.defer)).
       - The whole files (not a history kept with C(append)) are remembered per deployment in
         C(<state_dir>/<name>.served-files.json). O(state=rolled_back) writes back those of the deployment it returns
-        to, so they follow the rollback too (check mode does not preview that).
+        to, so they follow the rollback too; check mode with diff shows what it would write back.
       - Only with O(state=started).
     type: dict
 seealso:
@@ -451,6 +451,13 @@ rolled_back:
       I(state=rolled_back) put the rollback container in place.
   returned: always
   type: bool
+rolled_back_to:
+  description:
+    - The container O(state=rolled_back) returns to (in check mode, would return to), C(<name>-rollback) as it was
+      before the swap (C(id), C(name), C(image_id), C(status), C(health), C(restart_count)). Its ID is the one that
+      serves afterwards, under O(name).
+  returned: when O(state=rolled_back) found a deployment to return to
+  type: dict
 previous_image_id:
   description: Image ID of the container that existed before the task, null if none.
   returned: always
@@ -494,7 +501,7 @@ build:
 state_files_changed:
   description:
     - The folders and files of O(state_files) this run created or changed (in check mode, would); after
-      O(state=rolled_back), the remembered files it wrote back.
+      O(state=rolled_back), the remembered files it wrote back (in check mode, would write back).
   returned: when O(state_files) is given, or O(state=rolled_back) found files remembered for its deployment
   type: list
   elements: str

@@ -111,15 +111,18 @@ def test_each_deployment_is_remembered_and_a_replacement_keeps_the_replaced_one_
     assert record(tmp_path)["serving"]["container_id"] == "c2"   # check mode remembers nothing
 
 
+def rolled_back_to(container_id, check_mode=False):
+    """container_rollout's result for state=rolled_back: the container it returned to (in check mode, would)."""
+    def rollout(params, check_mode=check_mode):
+        return {"changed": True, "rolled_back": not check_mode, "actions": [], "rolled_back_to": {"id": container_id},
+                "container": {"id": "c-serving" if check_mode else container_id}}
+    return rollout
+
+
 def test_a_rollback_writes_back_the_files_of_the_deployment_it_returns_to_and_back_again(tmp_path):
     plan = tmp_path / "status" / "plan.json"
     sv.run_serving_rollout(FileWriter(), params(tmp_path, "v1\n"), rollout=serving("c1"))
     sv.run_serving_rollout(FileWriter(), params(tmp_path, "v2\n"), rollout=serving("c2", changed=True))
-
-    def rolled_back_to(container_id):
-        def rollout(params, check_mode=False):
-            return {"changed": True, "rolled_back": True, "actions": [], "container": {"id": container_id}}
-        return rollout
 
     back = dict(params(tmp_path), state="rolled_back", state_files=None)
     result = sv.run_serving_rollout(FileWriter(), back, rollout=rolled_back_to("c1"))
@@ -130,13 +133,35 @@ def test_a_rollback_writes_back_the_files_of_the_deployment_it_returns_to_and_ba
 
     stranger = sv.run_serving_rollout(FileWriter(), back, rollout=rolled_back_to("c9"))
     assert plan.read_text() == "v2\n" and "state_files_changed" not in stranger
-    assert "holds no files for the deployment that serves now (container c9)" in stranger["warnings"][0]
+    assert stranger["warnings"][0].startswith("homelab-vllm was rolled back, but %s holds no files for the "
+                                              "deployment it returns to (container c9): its state files were left"
+                                              % (tmp_path / "rollouts" / "homelab-vllm.served-files.json"))
+
+
+def test_a_rollback_in_check_mode_shows_the_files_it_would_write_back_and_writes_nothing(tmp_path):
+    plan = tmp_path / "status" / "plan.json"
+    sv.run_serving_rollout(FileWriter(), params(tmp_path, "v1\n"), rollout=serving("c1"))
+    sv.run_serving_rollout(FileWriter(), params(tmp_path, "v2\n"), rollout=serving("c2", changed=True))
+    before = record(tmp_path)
+    back = dict(params(tmp_path), state="rolled_back", state_files=None)
+
+    preview = sv.run_serving_rollout(FileWriter(check_mode=True), back, check_mode=True,
+                                     rollout=rolled_back_to("c1", check_mode=True))
+    assert preview["changed"] and preview["state_files_changed"] == [str(plan)]
+    assert preview["diff"] == [{"before": "v2\n", "after": "v1\n", "before_header": str(plan),
+                                "after_header": str(plan)}], preview["diff"]
+    assert plan.read_text() == "v2\n" and record(tmp_path) == before        # nothing written, nothing swapped
+
+    stranger = sv.run_serving_rollout(FileWriter(check_mode=True), back, check_mode=True,
+                                      rollout=rolled_back_to("c9", check_mode=True))
+    assert "state_files_changed" not in stranger and stranger["warnings"][0].startswith(
+        "homelab-vllm would be rolled back, but ") and "its state files would be left as they were" in \
+        stranger["warnings"][0]
 
 
 def test_a_service_without_state_files_is_rolled_back_without_a_word_about_them(tmp_path):
-    def rollout(params, check_mode=False):
-        return {"changed": True, "rolled_back": True, "actions": [], "container": {"id": "c1"}}
-
-    result = sv.run_serving_rollout(FileWriter(), dict(params(tmp_path), state="rolled_back", state_files=None),
-                                    rollout=rollout)
-    assert "warnings" not in result and "state_files_changed" not in result
+    for check_mode in (True, False):
+        result = sv.run_serving_rollout(FileWriter(check_mode), dict(params(tmp_path), state="rolled_back",
+                                                                     state_files=None),
+                                        rollout=rolled_back_to("c1", check_mode), check_mode=check_mode)
+        assert "warnings" not in result and "state_files_changed" not in result
