@@ -8,26 +8,18 @@ dashboard variables are used, only the base image name points at the loopback re
 import json
 import os
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.support.docker_cli import BASE_IMAGE, docker, new_prefix, remove_prefixed
 from tests.support.registry import LocalRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE_IMAGE = os.environ.get("HOMELAB_BASE_IMAGE", "homelab/debian:bookworm")
 GAMING_DASHBOARD_VARS = ROOT / "inventories/homelab/group_vars/gaming/dashboard.yml"
 
 pytestmark = pytest.mark.docker
-
-
-def docker(*args, check=True):
-    proc = subprocess.run(["docker"] + list(args), capture_output=True, text=True, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError("docker %s: %s" % (" ".join(args), proc.stderr))
-    return proc.stdout.strip()
 
 
 def play(tmp_path, extra, name):
@@ -49,7 +41,7 @@ def play(tmp_path, extra, name):
 
 def test_gaming_dashboard_pulls_its_missing_base_once(tmp_path):
     assert yaml.safe_load(GAMING_DASHBOARD_VARS.read_text())["dashboard_pull_base"] is True
-    tag = "homelab-test-" + uuid.uuid4().hex[:8]
+    tag = new_prefix()
     with LocalRegistry(tmp_path / "registry") as reg:
         base = reg.push(BASE_IMAGE, "%s/debian:bookworm" % tag)
         extra = {"homelab_base_image": base, "homelab_state_dir": str(tmp_path / "state"),
@@ -64,6 +56,4 @@ def test_gaming_dashboard_pulls_its_missing_base_once(tmp_path):
             recap = [line for line in out.splitlines() if line.startswith("localhost") and "changed=" in line]
             assert recap and " changed=0 " in recap[-1] + " ", out[-3000:]
         finally:
-            docker("rm", "-f", "%s-dashboard" % tag, "%s-dashboard-previous" % tag, check=False)
-            docker("network", "rm", "%s-net" % tag, check=False)
-            docker("image", "rm", "-f", "%s-dashboard:latest" % tag, base, check=False)
+            remove_prefixed(tag)          # the dashboard, its network and images, the base pulled from the registry

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import BASE_IMAGE, docker, image_id, run_module
+from conftest import BASE_IMAGE, docker, image_id, new_prefix, remove_prefixed, run_module
 
 
 @pytest.fixture(scope="module")
@@ -241,21 +241,16 @@ def _disk(ids):
 
 @pytest.fixture
 def retention(tmp_path):
-    """A tiny context whose payload changes per build, its name homelab-test/retention-<hex>:latest, and
-    cleanup of everything built or created for it."""
-    import uuid
-    suffix = uuid.uuid4().hex[:8]
-    name = "homelab-test/retention-%s:latest" % suffix
+    """A tiny context whose payload changes per build, its name <prefix>/retention:latest, and cleanup of
+    everything built or created for it (the build lock in the default state folder too)."""
+    prefix = new_prefix()
+    name = "%s/retention:latest" % prefix
     (tmp_path / "Dockerfile").write_text("FROM %s\nCOPY payload /payload\n" % BASE_IMAGE)
-    containers = []
-    yield name, tmp_path, containers
-    if containers:
-        docker("rm", "-f", *containers, check=False)
-    repo = name.rsplit(":", 1)[0]
-    refs = [r for r in docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repo, check=False).splitlines() if r]
+    yield name, tmp_path, prefix
     ids = docker("image", "ls", "-q", "--no-trunc", "--filter", "label=homelab.ai.image=" + name, check=False).split()
-    if refs or ids:
-        docker("image", "rm", *(refs + ids), check=False)
+    remove_prefixed(prefix)                                  # containers, tagged images, the lock
+    if ids:
+        docker("image", "rm", *ids, check=False)             # dangling ones, labelled as built for the name
 
 
 def _rebuild(name, ctx, n, **extra):
@@ -312,11 +307,10 @@ def test_leftovers_of_keep_previous_false_go_with_the_next_build(retention):
 
 
 def test_an_image_a_stopped_container_uses_is_kept(retention):
-    name, ctx, containers = retention
+    name, ctx, prefix = retention
     first = _rebuild(name, ctx, 1)["image_id"]
-    holder = name.split("/")[1].replace(":", "-") + "-rollback"
+    holder = prefix + "-rollback"
     docker("create", "--name", holder, first, "true")            # like container_rollout's kept -rollback container
-    containers.append(holder)
     second = _rebuild(name, ctx, 2)["image_id"]
 
     (ctx / "payload").write_bytes(b"preview")
@@ -332,7 +326,6 @@ def test_an_image_a_stopped_container_uses_is_kept(retention):
     assert image_id(first) == first and image_id(name + "-previous") == second
 
     docker("rm", holder)
-    containers.remove(holder)
     fourth = _rebuild(name, ctx, 4)
     assert first in fourth["removed_images"] and image_id(first) is None, fourth
     assert _our_images(name) == sorted([third["image_id"], fourth["image_id"]])

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.docker_cli import BASE_IMAGE
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO_ROOT / "playbooks" / "gaming_host.yml"
-BASE_IMAGE = os.environ.get("HOMELAB_BASE_IMAGE", "homelab/debian:bookworm")
 # A real key with a known fingerprint, from Debian's archive keyring on this machine.
 REAL_KEY = Path("/usr/share/keyrings/debian-archive-bookworm-stable.gpg")
 REAL_KEY_FPR = "4D64FEC119C2029067D6E791F8D2585B8783D481"

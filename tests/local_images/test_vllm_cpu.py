@@ -14,12 +14,12 @@ import urllib.request
 
 import pytest
 
+from tests.support.docker_cli import run_docker
 from tests.support.vllm_server import (
     MODEL_NAME,
     MODEL_PATH,
     MODEL_VOLUME,
     VLLM_IMAGE,
-    docker,
     ensure_images,
     run_playbook,
     running_vllm,
@@ -41,7 +41,7 @@ def vllm_url(images):
 
 def _in_image(*cmd: str, volume: bool = False) -> str:
     mount = ["-v", f"{MODEL_VOLUME}:/models:ro"] if volume else []
-    return docker("run", "--rm", "--network", "none", *mount, VLLM_IMAGE, *cmd, timeout=300).stdout
+    return run_docker("run", "--rm", "--network", "none", *mount, VLLM_IMAGE, *cmd, timeout=300).stdout
 
 
 def test_vllm_cli_reports_its_version(images):

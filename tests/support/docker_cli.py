@@ -9,11 +9,23 @@ from ansible_collections.homelab.ai.plugins.module_utils.host_lock import DEFAUL
 BASE_IMAGE = os.environ.get("HOMELAB_BASE_IMAGE", "homelab/debian:bookworm")
 
 
-def docker(*args, check=True):
-    proc = subprocess.run(["docker"] + list(args), capture_output=True, text=True, timeout=120)
+class DockerCommandFailed(RuntimeError):
+    """A docker command that exited non-zero; the message holds the command and what it printed."""
+
+
+def run_docker(*args, timeout=120, check=True):
+    """``docker args...``: the finished process (stdout and stderr as text). Raises DockerCommandFailed when it
+    failed and ``check`` is set."""
+    proc = subprocess.run(["docker"] + list(args), capture_output=True, text=True, timeout=timeout, check=False)
     if check and proc.returncode != 0:
-        raise AssertionError("docker %s failed: %s" % (" ".join(args), proc.stderr))
-    return proc.stdout.strip()
+        raise DockerCommandFailed("docker %s failed (rc=%d):\n%s%s"
+                                  % (" ".join(args), proc.returncode, proc.stdout, proc.stderr))
+    return proc
+
+
+def docker(*args, timeout=120, check=True):
+    """``docker args...``: its stdout, stripped."""
+    return run_docker(*args, timeout=timeout, check=check).stdout.strip()
 
 
 def new_prefix():
@@ -21,8 +33,9 @@ def new_prefix():
 
 
 def remove_prefixed(prefix):
-    """Every container, network, volume and image whose name starts with ``prefix``, and the modules' locks and
-    records in the default state folder (where a test gave no state_dir) that name it."""
+    """Every container, network, volume and image whose name starts with ``prefix`` (an image also when pushed to
+    a registry, ``<registry>/<prefix>...``), and the modules' locks and records in the default state folder (where
+    a test gave no state_dir) that name it."""
     for kind, fmt in (("container", "{{.Names}}"), ("network", "{{.Name}}"), ("volume", "{{.Name}}")):
         listing = docker(kind, "ls", "-a", "--format", fmt, check=False) if kind == "container" else \
             docker(kind, "ls", "--format", fmt, check=False)
@@ -30,7 +43,7 @@ def remove_prefixed(prefix):
         if names:
             docker(kind, "rm", "-f", *names, check=False) if kind == "container" else docker(kind, "rm", *names, check=False)
     images = [i for i in docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", check=False).splitlines()
-              if i.startswith(prefix)]
+              if i.startswith(prefix) or "/" + prefix in i]
     if images:
         docker("image", "rm", "-f", *images, check=False)
     if os.path.isdir(DEFAULT_STATE_DIR):

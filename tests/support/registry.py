@@ -10,6 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.support.docker_cli import run_docker
+
 CONFIG = """version: 0.1
 log:
   level: warn
@@ -83,9 +85,6 @@ class LocalRegistry:
     def push(self, local_image, name):
         """Push ``local_image`` as ``<registry>/<name>``; the extra local tag is removed afterwards."""
         target = self.ref(name)
-        for cmd in (["docker", "tag", local_image, target], ["docker", "push", target],
-                    ["docker", "image", "rm", target]):
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-            if proc.returncode != 0:
-                raise AssertionError("%s failed: %s%s" % (" ".join(cmd), proc.stdout, proc.stderr))
+        for args in (("tag", local_image, target), ("push", target), ("image", "rm", target)):
+            run_docker(*args, timeout=300)
         return target

@@ -25,7 +25,7 @@ Use from a test (the fixture lives in your own test module or in tests/conftest.
 seconds to healthy) for work inside the container, for example a benchmark client::
 
     with running_vllm_container() as srv:
-        out = docker("exec", srv.container, *bench_serve_command(srv), timeout=600)
+        out = docker("exec", srv.container, *bench_serve_command(srv), timeout=600)   # tests.support.docker_cli
 
 ``vllm bench serve`` is in the image; run it inside the server's container (it reaches the
 server on 127.0.0.1:8000 there and reads the tokenizer from /models/tiny-qwen2).
@@ -49,6 +49,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 from typing import Iterator, Sequence
+
+from tests.support.docker_cli import run_docker
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO_ROOT / "playbooks" / "local_images.yml"
@@ -80,16 +82,8 @@ class VllmServer:
     seconds_to_healthy: float  # from `docker run` to the first 200 from /health
 
 
-def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the docker CLI; on failure the exception says which command and what it printed."""
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"docker {' '.join(args)} failed (rc={proc.returncode}):\n{proc.stdout}{proc.stderr}")
-    return proc
-
-
 def image_present(image: str = VLLM_IMAGE) -> bool:
-    return docker("image", "inspect", image, check=False).returncode == 0
+    return run_docker("image", "inspect", image, check=False).returncode == 0
 
 
 def model_present(volume: str = MODEL_VOLUME, image: str = VLLM_IMAGE) -> bool:
@@ -98,7 +92,7 @@ def model_present(volume: str = MODEL_VOLUME, image: str = VLLM_IMAGE) -> bool:
         return False
     names = ("config.json", "model.safetensors", "tokenizer.json", ".homelab-tiny-model.json")
     test = " && ".join(f"test -s {MODEL_PATH}/{n}" for n in names)
-    proc = docker("run", "--rm", "--network", "none", "-v", f"{volume}:/models:ro", image, "sh", "-c", test,
+    proc = run_docker("run", "--rm", "--network", "none", "-v", f"{volume}:/models:ro", image, "sh", "-c", test,
                   check=False)
     return proc.returncode == 0
 
@@ -166,13 +160,13 @@ def bench_serve_command(num_prompts: int = 20, input_len: int = 64, output_len: 
 
 
 def container_logs(name: str, tail: int = 60) -> str:
-    proc = docker("logs", "--tail", str(tail), name, check=False)
+    proc = run_docker("logs", "--tail", str(tail), name, check=False)
     return (proc.stdout + proc.stderr).strip()
 
 
 def container_memory_bytes(name: str) -> int:
     """Memory in use by the container (cgroup usage, as `docker stats` reports it)."""
-    out = docker("stats", "--no-stream", "--format", "{{json .}}", name).stdout
+    out = run_docker("stats", "--no-stream", "--format", "{{json .}}", name).stdout
     usage = json.loads(out)["MemUsage"].split("/")[0].strip()
     units = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3, "kB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
     for unit in sorted(units, key=len, reverse=True):
@@ -191,7 +185,7 @@ def wait_healthy(base_url: str, container: str, timeout: float) -> float:
                     return time.monotonic() - started
         except (urllib.error.URLError, ConnectionError, OSError):
             pass
-        state = docker("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", container, check=False).stdout.strip()
+        state = run_docker("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", container, check=False).stdout.strip()
         if not state.startswith("running"):
             raise VllmServerError(f"vLLM container {container} stopped ({state}) before /health answered; "
                                   f"last log lines:\n{container_logs(container)}")
@@ -218,7 +212,7 @@ def running_vllm_container(port: int | None = None, *, image: str = VLLM_IMAGE, 
     env_args = [a for k, v in envs.items() for a in ("-e", f"{k}={v}")]
     t0 = time.monotonic()
     # --shm-size: vLLM's engine/worker message queue needs ~160 MiB of /dev/shm (Docker gives 64 MiB).
-    docker("run", "-d", "--name", name, "--label", CONTAINER_LABEL, "--cap-add", "SYS_NICE", "--shm-size", "1g",
+    run_docker("run", "-d", "--name", name, "--label", CONTAINER_LABEL, "--cap-add", "SYS_NICE", "--shm-size", "1g",
            "-p", f"127.0.0.1:{port}:{CONTAINER_PORT}", "-v", f"{volume}:/models:ro", *env_args,
            image, *serve_command(dtype, max_model_len, extra_args, model_path, model_name))
     try:
@@ -226,7 +220,7 @@ def running_vllm_container(port: int | None = None, *, image: str = VLLM_IMAGE, 
         wait_healthy(base_url, name, timeout)
         yield VllmServer(base_url=base_url, container=name, port=port, seconds_to_healthy=time.monotonic() - t0)
     finally:
-        docker("rm", "-f", name, check=False)
+        run_docker("rm", "-f", name, check=False)
 
 
 @contextlib.contextmanager
