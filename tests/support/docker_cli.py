@@ -36,12 +36,12 @@ def remove_prefixed(prefix):
     """Every container, network, volume and image whose name starts with ``prefix`` (an image also when pushed to
     a registry, ``<registry>/<prefix>...``), and the modules' locks and records in the default state folder (where
     a test gave no state_dir) that name it."""
-    for kind, fmt in (("container", "{{.Names}}"), ("network", "{{.Name}}"), ("volume", "{{.Name}}")):
-        listing = docker(kind, "ls", "-a", "--format", fmt, check=False) if kind == "container" else \
-            docker(kind, "ls", "--format", fmt, check=False)
-        names = [n for n in listing.splitlines() if n.startswith(prefix)]
+    for kind, list_args, remove_args in (("container", ("ls", "-a", "--format", "{{.Names}}"), ("rm", "-f")),
+                                         ("network", ("ls", "--format", "{{.Name}}"), ("rm",)),
+                                         ("volume", ("ls", "--format", "{{.Name}}"), ("rm",))):
+        names = [n for n in docker(kind, *list_args, check=False).splitlines() if n.startswith(prefix)]
         if names:
-            docker(kind, "rm", "-f", *names, check=False) if kind == "container" else docker(kind, "rm", *names, check=False)
+            docker(kind, *remove_args, *names, check=False)
     images = [i for i in docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", check=False).splitlines()
               if i.startswith(prefix) or "/" + prefix in i]
     if images:

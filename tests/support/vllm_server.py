@@ -24,8 +24,10 @@ Use from a test (the fixture lives in your own test module or in tests/conftest.
 ``running_vllm_container()`` yields a :class:`VllmServer` instead (base_url, container name,
 seconds to healthy) for work inside the container, for example a benchmark client::
 
+    from tests.support.docker_cli import docker
+
     with running_vllm_container() as srv:
-        out = docker("exec", srv.container, *bench_serve_command(srv), timeout=600)   # tests.support.docker_cli
+        out = docker("exec", srv.container, *bench_serve_command(srv), timeout=600)
 
 ``vllm bench serve`` is in the image; run it inside the server's container (it reaches the
 server on 127.0.0.1:8000 there and reads the tokenizer from /models/tiny-qwen2).
@@ -50,7 +52,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from tests.support.docker_cli import run_docker
+from tests.support.docker_cli import docker, run_docker
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO_ROOT / "playbooks" / "local_images.yml"
@@ -93,7 +95,7 @@ def model_present(volume: str = MODEL_VOLUME, image: str = VLLM_IMAGE) -> bool:
     names = ("config.json", "model.safetensors", "tokenizer.json", ".homelab-tiny-model.json")
     test = " && ".join(f"test -s {MODEL_PATH}/{n}" for n in names)
     proc = run_docker("run", "--rm", "--network", "none", "-v", f"{volume}:/models:ro", image, "sh", "-c", test,
-                  check=False)
+                      check=False)
     return proc.returncode == 0
 
 
@@ -166,7 +168,7 @@ def container_logs(name: str, tail: int = 60) -> str:
 
 def container_memory_bytes(name: str) -> int:
     """Memory in use by the container (cgroup usage, as `docker stats` reports it)."""
-    out = run_docker("stats", "--no-stream", "--format", "{{json .}}", name).stdout
+    out = docker("stats", "--no-stream", "--format", "{{json .}}", name)
     usage = json.loads(out)["MemUsage"].split("/")[0].strip()
     units = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3, "kB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
     for unit in sorted(units, key=len, reverse=True):
@@ -185,7 +187,7 @@ def wait_healthy(base_url: str, container: str, timeout: float) -> float:
                     return time.monotonic() - started
         except (urllib.error.URLError, ConnectionError, OSError):
             pass
-        state = run_docker("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", container, check=False).stdout.strip()
+        state = docker("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", container, check=False)
         if not state.startswith("running"):
             raise VllmServerError(f"vLLM container {container} stopped ({state}) before /health answered; "
                                   f"last log lines:\n{container_logs(container)}")
@@ -212,7 +214,7 @@ def running_vllm_container(port: int | None = None, *, image: str = VLLM_IMAGE, 
     env_args = [a for k, v in envs.items() for a in ("-e", f"{k}={v}")]
     t0 = time.monotonic()
     # --shm-size: vLLM's engine/worker message queue needs ~160 MiB of /dev/shm (Docker gives 64 MiB).
-    run_docker("run", "-d", "--name", name, "--label", CONTAINER_LABEL, "--cap-add", "SYS_NICE", "--shm-size", "1g",
+    docker("run", "-d", "--name", name, "--label", CONTAINER_LABEL, "--cap-add", "SYS_NICE", "--shm-size", "1g",
            "-p", f"127.0.0.1:{port}:{CONTAINER_PORT}", "-v", f"{volume}:/models:ro", *env_args,
            image, *serve_command(dtype, max_model_len, extra_args, model_path, model_name))
     try:
@@ -220,7 +222,7 @@ def running_vllm_container(port: int | None = None, *, image: str = VLLM_IMAGE, 
         wait_healthy(base_url, name, timeout)
         yield VllmServer(base_url=base_url, container=name, port=port, seconds_to_healthy=time.monotonic() - t0)
     finally:
-        run_docker("rm", "-f", name, check=False)
+        docker("rm", "-f", name, check=False)
 
 
 @contextlib.contextmanager
