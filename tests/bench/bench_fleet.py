@@ -21,16 +21,16 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "collections"))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "collections")]
 from ansible_collections.homelab.ai.plugins.module_utils import fleet  # noqa: E402
 from ansible_collections.homelab.ai.plugins.module_utils import llm_benchmark as lb  # noqa: E402
+from tests.support.docker_cli import DockerCommandFailed, docker  # noqa: E402
 
 STATE = "/var/lib/homelab-fleet"
 IMAGE = os.environ.get("HOMELAB_ROUTER_IMAGE", "homelab/router:latest")
@@ -38,13 +38,6 @@ NETWORK = "homelab"
 HOSTS = (("fleet-a", "homelab-fleet-a-vllm", 18001), ("fleet-b", "homelab-fleet-b-vllm", 18002))
 ROUTERS = {"two": ("homelab-bench-router-two", 14102), "one": ("homelab-bench-router-one", 14101)}
 MODEL = "tiny-qwen2"
-
-
-def docker(*args, check=True):
-    proc = subprocess.run(["docker"] + list(args), capture_output=True, text=True, check=False)
-    if check and proc.returncode:
-        sys.exit("docker %s failed: %s" % (" ".join(args), proc.stderr.strip()))
-    return proc.stdout
 
 
 def vllm_key(host):
@@ -135,4 +128,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except DockerCommandFailed as exc:  # a script: say what failed and exit, no traceback
+        sys.exit(str(exc))

@@ -43,14 +43,11 @@ SERVICES = (("vllm", "homelab-vllm"), ("image-server", "homelab-image-server"), 
 # roles/vllm_cpu_image's, is vLLM's service image itself.
 BASE_IMAGES = (("torch-base", "homelab/torch-cpu:2.13.0"),)
 PORT_OFFSET = 10000
+# The tests' docker CLI helper (tests/support/docker_cli.py; it imports the collection's state folder).
+sys.path[:0] = [ROOT, os.path.join(ROOT, "collections")]
+from tests.support.docker_cli import DockerCommandFailed, docker  # noqa: E402  pylint: disable=wrong-import-position
+
 RECAP = re.compile(r"^\S+\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)", re.M)
-
-
-def docker(*args):
-    proc = subprocess.run(["docker"] + list(args), capture_output=True, text=True, check=False)
-    if proc.returncode:
-        sys.exit("docker %s failed: %s" % (" ".join(args), proc.stderr.strip()))
-    return proc.stdout
 
 
 def ansible_env(root=ROOT):
@@ -203,9 +200,9 @@ def main():
             breakdowns = dict((key, cpu_breakdown(args, title, tmp)) for key, (args, title) in plays.items())
         finally:
             for spec in specs:
-                subprocess.run(["docker", "rm", "-f", spec["name"]], capture_output=True, check=False)
+                docker("rm", "-f", spec["name"], check=False)
             for spec in specs + bases:
-                subprocess.run(["docker", "rmi", spec["image"]], capture_output=True, check=False)
+                docker("rmi", spec["image"], check=False)
     med = dict((k, statistics.median(v)) for k, v in walls.items())
     cpu = dict((k, statistics.median(v)) for k, v in cpus.items())
     print("no-op runs, %d each, in turn (median wall time of a whole ansible-playbook run; CPU: its own and its"
@@ -251,4 +248,7 @@ def print_breakdowns(plays, breakdowns):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except DockerCommandFailed as exc:  # a script: say what failed and exit, no traceback
+        sys.exit(str(exc))
