@@ -49,8 +49,10 @@ def collection_jinja_plugin_names(collection, kind, class_name, method_name):
         return []
     names = []
     for dummy, module_name, is_package in pkgutil.iter_modules(package.__path__, prefix=package.__name__ + "."):
+        if is_package:  # ansible-core reads the plugin files of the folder itself, not of its subpackages
+            continue
         plugin_class = getattr(importlib.import_module(module_name), class_name, None)
-        if not is_package and plugin_class is not None:
+        if plugin_class is not None:
             names.extend("%s.%s" % (collection, name) for name in getattr(plugin_class(), method_name)())
     return sorted(names)
 
